@@ -1,0 +1,4 @@
+//! The control protocol: command parsing and the line-based control port.
+
+pub mod command;
+pub mod server;

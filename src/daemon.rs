@@ -1,0 +1,176 @@
+//! Start-up: binds the EPMD and control listeners, starts their acceptor
+//! threads and prints the ready line.
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
+use std::sync::Arc;
+
+use crate::shared::{Settings, Shared};
+use crate::{control, epmd, log_info, log_warn};
+
+/// Where to listen.
+#[derive(Clone, Debug)]
+pub struct Listen {
+    /// EPMD port; 0 picks a free one.
+    pub epmd_port: u16,
+    pub control_port: u16,
+    /// Addresses the user asked for (`None`: the defaults).
+    pub addresses: Option<Vec<IpAddr>>,
+    pub control_address: IpAddr,
+}
+
+/// The addresses EPMD listens on. Defaults: 127.0.0.1 and ::1 (the latter
+/// only if the system has IPv6). Loopback is always added, as epmd does,
+/// unless an unspecified address (0.0.0.0, ::) already covers it.
+/// Returns `(address, required)` pairs: a failure to bind a required one
+/// is fatal, the others are skipped with a note.
+pub fn epmd_addresses(asked: Option<&[IpAddr]>) -> Vec<(IpAddr, bool)> {
+    let v4 = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let v6 = IpAddr::V6(Ipv6Addr::LOCALHOST);
+    let Some(asked) = asked else {
+        return vec![(v4, true), (v6, false)];
+    };
+    let mut out: Vec<(IpAddr, bool)> = Vec::new();
+    for &address in asked {
+        if !out.iter().any(|(a, _)| *a == address) {
+            out.push((address, true));
+        }
+    }
+    if !asked.iter().any(IpAddr::is_unspecified) {
+        for loopback in [v4, v6] {
+            if !out.iter().any(|(a, _)| *a == loopback) {
+                out.push((loopback, false));
+            }
+        }
+    }
+    out
+}
+
+/// Parses a comma-separated address list.
+pub fn parse_addresses(text: &str) -> Result<Vec<IpAddr>, String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|part| !part.is_empty())
+        .map(|part| {
+            part.trim_matches(|c| c == '[' || c == ']')
+                .parse()
+                .map_err(|_| format!("bad address '{part}'"))
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .and_then(|list| {
+            if list.is_empty() {
+                Err("empty address list".to_owned())
+            } else {
+                Ok(list)
+            }
+        })
+}
+
+fn bind_error(what: &str, address: SocketAddr, err: &io::Error) -> String {
+    let hint = match err.kind() {
+        io::ErrorKind::AddrInUse if what == "EPMD" => {
+            " (is another epmd running? stop it with `epmd -kill`, or choose another --port)"
+        }
+        io::ErrorKind::AddrInUse => " (choose another --control-port)",
+        io::ErrorKind::AddrNotAvailable => " (this machine has no such address)",
+        io::ErrorKind::PermissionDenied => " (ports below 1024 need privileges)",
+        _ => "",
+    };
+    format!("cannot listen for {what} on {address}: {err}{hint}")
+}
+
+/// Binds everything and runs until killed. Returns only on a start-up error.
+pub fn run(listen: Listen, mut settings: Settings) -> Result<(), String> {
+    let mut epmd_listeners = Vec::new();
+    let mut port = listen.epmd_port;
+    for (address, required) in epmd_addresses(listen.addresses.as_deref()) {
+        let socket = SocketAddr::new(address, port);
+        match TcpListener::bind(socket) {
+            Ok(listener) => {
+                port = listener.local_addr().map_err(|e| e.to_string())?.port();
+                epmd_listeners.push((address, listener));
+            }
+            Err(err) if required => return Err(bind_error("EPMD", socket, &err)),
+            Err(err) => log_info!("not listening on {socket}: {err}"),
+        }
+    }
+    let control_socket = SocketAddr::new(listen.control_address, listen.control_port);
+    let control_listener = TcpListener::bind(control_socket)
+        .map_err(|err| bind_error("control", control_socket, &err))?;
+    let control_port = control_listener
+        .local_addr()
+        .map_err(|e| e.to_string())?
+        .port();
+    if !listen.control_address.is_loopback() {
+        log_warn!(
+            "warning: the control port listens on {} and has no authentication: anyone who can reach it can cut your cluster",
+            listen.control_address
+        );
+    }
+
+    settings.epmd_port = port;
+    let shared = Shared::new(settings);
+    let addresses: Vec<String> = epmd_listeners
+        .iter()
+        .map(|(address, _)| address.to_string())
+        .collect();
+    for (address, listener) in epmd_listeners {
+        let shared = Arc::clone(&shared);
+        std::thread::Builder::new()
+            .name(format!("epmd-accept-{address}"))
+            .spawn(move || epmd::server::accept_loop(shared, listener))
+            .map_err(|err| format!("cannot start the EPMD acceptor: {err}"))?;
+    }
+    log_warn!(
+        "epmdpxy {} ready epmd_port={port} control_port={control_port} addresses={} control_address={}",
+        env!("CARGO_PKG_VERSION"),
+        addresses.join(","),
+        listen.control_address
+    );
+    control::server::accept_loop(shared, control_listener);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().expect("address")
+    }
+
+    #[test]
+    fn default_and_explicit_addresses() {
+        assert_eq!(
+            epmd_addresses(None),
+            vec![(ip("127.0.0.1"), true), (ip("::1"), false)]
+        );
+        assert_eq!(
+            epmd_addresses(Some(&[ip("10.0.0.1")])),
+            vec![
+                (ip("10.0.0.1"), true),
+                (ip("127.0.0.1"), false),
+                (ip("::1"), false)
+            ]
+        );
+        assert_eq!(
+            epmd_addresses(Some(&[ip("0.0.0.0")])),
+            vec![(ip("0.0.0.0"), true)]
+        );
+        assert_eq!(
+            epmd_addresses(Some(&[ip("::1")])),
+            vec![(ip("::1"), true), (ip("127.0.0.1"), false)]
+        );
+    }
+
+    #[test]
+    fn address_lists() {
+        assert_eq!(
+            parse_addresses("127.0.0.1, ::1"),
+            Ok(vec![ip("127.0.0.1"), ip("::1")])
+        );
+        assert_eq!(parse_addresses("[::1]"), Ok(vec![ip("::1")]));
+        assert!(parse_addresses("").is_err());
+        assert!(parse_addresses("localhost").is_err());
+    }
+}

@@ -1,0 +1,165 @@
+//! Reading the initiator's name from the first distribution handshake
+//! message (`send_name`). Pure and incremental: feed it everything received
+//! so far; it says whether it needs more bytes.
+//!
+//! The message is a 2-byte length, then either
+//! - `n` Version:16 Flags:32 Name (old form), or
+//! - `N` Flags:64 Creation:32 Nlen:16 Name (OTP 23+).
+//!
+//! With the `DFLAG_NAME_ME` flag (dynamic node names) the name is only the
+//! host part, and with TLS distribution the bytes are encrypted: the
+//! initiator is then unknown and the link is relayed anyway.
+
+/// The flag a node sets when it asks the other side to name it.
+pub const DFLAG_NAME_ME: u64 = 1 << 33;
+
+/// Longest first message we wait for; anything longer is not a `send_name`
+/// we understand, and the link is relayed with the initiator unknown.
+pub const MAX_SEND_NAME: usize = 2048;
+
+/// What the bytes received so far say.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SendName {
+    /// Not a full message yet.
+    NeedMore,
+    /// The initiator's full node name, e.g. `n1@host`.
+    Name(String),
+    /// Not a `send_name` we can read (TLS, dynamic name, garbage).
+    Unknown,
+}
+
+fn be16(bytes: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_be_bytes([*bytes.get(at)?, *bytes.get(at + 1)?]))
+}
+
+fn be64(bytes: &[u8], at: usize) -> Option<u64> {
+    let chunk: [u8; 8] = bytes.get(at..at + 8)?.try_into().ok()?;
+    Some(u64::from_be_bytes(chunk))
+}
+
+/// Parses the first handshake message from the bytes received so far.
+pub fn parse_send_name(received: &[u8]) -> SendName {
+    let Some(len) = be16(received, 0) else {
+        return SendName::NeedMore;
+    };
+    let len = usize::from(len);
+    if len == 0 || len + 2 > MAX_SEND_NAME {
+        return SendName::Unknown;
+    }
+    let Some(message) = received.get(2..2 + len) else {
+        return SendName::NeedMore;
+    };
+    let name = match message.first() {
+        // n Version:16 Flags:32 Name
+        Some(b'n') => message.get(7..),
+        // N Flags:64 Creation:32 Nlen:16 Name
+        Some(b'N') => match (be64(message, 1), be16(message, 13)) {
+            (Some(flags), _) if flags & DFLAG_NAME_ME != 0 => None,
+            (Some(_), Some(name_len)) => message.get(15..15 + usize::from(name_len)),
+            _ => None,
+        },
+        _ => None,
+    };
+    match name.and_then(|bytes| std::str::from_utf8(bytes).ok()) {
+        Some(name) if valid_node_name(name) => SendName::Name(name.to_owned()),
+        _ => SendName::Unknown,
+    }
+}
+
+/// `alive@host`, both parts non-empty and printable.
+fn valid_node_name(name: &str) -> bool {
+    match name.split_once('@') {
+        Some((alive, host)) => {
+            !alive.is_empty()
+                && !host.is_empty()
+                && name.chars().all(|c| !c.is_control() && c != ' ')
+        }
+        None => false,
+    }
+}
+
+/// Encodes an OTP 23+ `send_name` message (used by tests and benchmarks
+/// that play a node).
+pub fn encode_send_name_v6(flags: u64, creation: u32, name: &str) -> Vec<u8> {
+    let mut body = vec![b'N'];
+    body.extend_from_slice(&flags.to_be_bytes());
+    body.extend_from_slice(&creation.to_be_bytes());
+    body.extend_from_slice(&(name.len() as u16).to_be_bytes());
+    body.extend_from_slice(name.as_bytes());
+    let mut out = (body.len() as u16).to_be_bytes().to_vec();
+    out.extend_from_slice(&body);
+    out
+}
+
+/// Encodes the old `send_name` message (`n` form).
+pub fn encode_send_name_v5(version: u16, flags: u32, name: &str) -> Vec<u8> {
+    let mut body = vec![b'n'];
+    body.extend_from_slice(&version.to_be_bytes());
+    body.extend_from_slice(&flags.to_be_bytes());
+    body.extend_from_slice(name.as_bytes());
+    let mut out = (body.len() as u16).to_be_bytes().to_vec();
+    out.extend_from_slice(&body);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_form_whole_and_split() {
+        let msg = encode_send_name_v6(0x0d_7fbd, 1234, "n1@host");
+        assert_eq!(parse_send_name(&msg), SendName::Name("n1@host".into()));
+        for cut in 0..msg.len() {
+            assert_eq!(
+                parse_send_name(&msg[..cut]),
+                SendName::NeedMore,
+                "prefix {cut}"
+            );
+        }
+        // bytes after the message (the next one) do not matter
+        let mut more = msg.clone();
+        more.extend_from_slice(b"rest");
+        assert_eq!(parse_send_name(&more), SendName::Name("n1@host".into()));
+    }
+
+    #[test]
+    fn old_form() {
+        let msg = encode_send_name_v5(5, 0x7fbd, "old@h");
+        assert_eq!(parse_send_name(&msg), SendName::Name("old@h".into()));
+        for cut in 0..msg.len() {
+            assert_eq!(parse_send_name(&msg[..cut]), SendName::NeedMore);
+        }
+    }
+
+    #[test]
+    fn unknown_initiators() {
+        // dynamic node name: only the host is sent
+        let dynamic = encode_send_name_v6(DFLAG_NAME_ME, 0, "host");
+        assert_eq!(parse_send_name(&dynamic), SendName::Unknown);
+        // TLS ClientHello starts 0x16 0x03: a length too big to be ours
+        assert_eq!(
+            parse_send_name(&[0x16, 0x03, 0x01, 0x02]),
+            SendName::Unknown
+        );
+        assert_eq!(parse_send_name(&[0, 0]), SendName::Unknown);
+        assert_eq!(parse_send_name(&[0, 3, b'x', 1, 2]), SendName::Unknown);
+        // name length past the message
+        let mut lying = encode_send_name_v6(0, 0, "n1@h");
+        let last = lying.len() - 5;
+        lying[last - 1] = 0xff;
+        assert_eq!(parse_send_name(&lying), SendName::Unknown);
+        // no '@', empty parts, not UTF-8
+        for name in ["n1", "@h", "n1@", "a b@h"] {
+            assert_eq!(
+                parse_send_name(&encode_send_name_v6(0, 0, name)),
+                SendName::Unknown,
+                "{name}"
+            );
+        }
+        let mut bad = encode_send_name_v5(5, 0, "ab@h");
+        let n = bad.len();
+        bad[n - 1] = 0xff;
+        assert_eq!(parse_send_name(&bad), SendName::Unknown);
+    }
+}

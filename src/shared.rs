@@ -1,0 +1,71 @@
+//! The state every thread shares, and the settings it runs with.
+
+use std::collections::HashMap;
+use std::net::TcpStream;
+use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use crate::epmd::registry::Registry;
+use crate::partition::PartitionSet;
+use crate::proxy::link::LinkTable;
+use crate::sync::Notifier;
+
+/// Settings fixed at start-up.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// The port EPMD requests arrive on (reported in NAMES and DUMP).
+    pub epmd_port: u16,
+    /// Allow KILL while nodes are registered, and STOP at all.
+    pub relaxed_command_check: bool,
+    /// Non-registration EPMD connections are closed this long after they
+    /// were accepted if their request is not complete.
+    pub packet_timeout: Duration,
+    /// A proxy listener nobody connects to is closed after this long.
+    pub listener_timeout: Duration,
+    /// How long a cut waits for a write already in progress to finish.
+    pub cut_patience: Duration,
+    /// At most this many control sessions at once.
+    pub max_control_sessions: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings {
+            epmd_port: 4369,
+            relaxed_command_check: false,
+            packet_timeout: Duration::from_secs(60),
+            listener_timeout: Duration::from_secs(30),
+            cut_patience: Duration::from_secs(2),
+            max_control_sessions: 64,
+        }
+    }
+}
+
+/// Everything the EPMD, proxy and control threads share.
+pub struct Shared {
+    pub settings: Settings,
+    pub registry: Mutex<Registry>,
+    /// The ALIVE2 connection of each registration (by registration id), so
+    /// STOP can close it.
+    pub alive_sockets: Mutex<HashMap<u64, TcpStream>>,
+    pub partitions: Arc<RwLock<PartitionSet>>,
+    /// Bumped on every fault change and link close; held relays wait on it.
+    pub changes: Notifier,
+    pub links: LinkTable,
+    pub control_sessions: AtomicUsize,
+}
+
+impl Shared {
+    pub fn new(settings: Settings) -> Arc<Shared> {
+        Arc::new(Shared {
+            settings,
+            registry: Mutex::new(Registry::default()),
+            alive_sockets: Mutex::new(HashMap::new()),
+            partitions: Arc::new(RwLock::new(PartitionSet::new())),
+            changes: Notifier::default(),
+            links: LinkTable::default(),
+            control_sessions: AtomicUsize::new(0),
+        })
+    }
+}

@@ -1,0 +1,222 @@
+//! End-to-end tests with real Erlang/OTP nodes registered with `epmdpxy`:
+//! partitions cut and fixed through the control port, and conformance of
+//! the NAMES reply with OTP's own `epmd -names` client.
+
+mod common;
+
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::{epmd_names, require_erl, wait_until, wait_until_ok, ErlNode, NodeOptions, Proxy};
+
+/// How long a cut or a heal may take to show in every node's `nodes()`.
+/// With `net_ticktime 2` a silent link is declared down after 2–3 s.
+const CONVERGE_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Starts one node per base name, in parallel (each boot takes ~1 s).
+fn start_nodes(proxy: &Proxy, bases: &[&str], options: &NodeOptions) -> Vec<ErlNode> {
+    thread::scope(|scope| {
+        let starting: Vec<_> = bases
+            .iter()
+            .map(|base| scope.spawn(move || proxy.start_node(base, options)))
+            .collect();
+        // A failed start re-panics here; nodes already started are dropped
+        // (and killed) on the way out.
+        starting
+            .into_iter()
+            .map(|handle| {
+                handle
+                    .join()
+                    .unwrap_or_else(|e| std::panic::resume_unwind(e))
+            })
+            .collect()
+    })
+}
+
+/// Checks that every node sees exactly the expected peers. `expected[i]`
+/// lists indexes into `nodes`. Err describes every mismatch.
+fn check_views(nodes: &mut [ErlNode], expected: &[Vec<usize>]) -> Result<(), String> {
+    let full_names: Vec<String> = nodes.iter().map(|n| n.full_name().to_string()).collect();
+    let mut mismatches = Vec::new();
+    for (node, peers) in nodes.iter_mut().zip(expected) {
+        let mut want: Vec<String> = peers.iter().map(|&i| full_names[i].clone()).collect();
+        want.sort();
+        let seen = node.nodes();
+        if seen != want {
+            mismatches.push(format!(
+                "{} sees {seen:?}, want {want:?}",
+                node.short_name()
+            ));
+        }
+    }
+    if mismatches.is_empty() {
+        Ok(())
+    } else {
+        Err(mismatches.join("; "))
+    }
+}
+
+/// Pings every expected peer a node does not see yet. Links are opened
+/// lazily, and while a mesh forms `global` may drop a fresh link to
+/// prevent overlapping partitions, so connecting is retried per poll.
+fn connect_missing(nodes: &mut [ErlNode], expected: &[Vec<usize>]) {
+    let full_names: Vec<String> = nodes.iter().map(|n| n.full_name().to_string()).collect();
+    for (node, peers) in nodes.iter_mut().zip(expected) {
+        let seen = node.nodes();
+        for &peer in peers {
+            if !seen.contains(&full_names[peer]) {
+                node.ping(&full_names[peer]);
+            }
+        }
+    }
+}
+
+/// Every node connected to every other one.
+fn full_mesh(count: usize) -> Vec<Vec<usize>> {
+    (0..count)
+        .map(|i| (0..count).filter(|&j| j != i).collect())
+        .collect()
+}
+
+/// Each node connected exactly to the other members of its island.
+fn islands(count: usize, islands: &[&[usize]]) -> Vec<Vec<usize>> {
+    (0..count)
+        .map(|i| {
+            let island = islands
+                .iter()
+                .find(|island| island.contains(&i))
+                .expect("every node belongs to an island");
+            island.iter().copied().filter(|&j| j != i).collect()
+        })
+        .collect()
+}
+
+#[test]
+fn five_node_cut_and_fix() {
+    if !require_erl() {
+        return;
+    }
+    let test_start = Instant::now();
+    let proxy = Proxy::start(&["-v"]);
+    // Default `connect_all` (transitive connections on) and OTP 25's
+    // `global` with prevent_overlapping_partitions: what a real cluster
+    // does. A cut must still leave two clean islands: every cross link
+    // stops together, so no node can relay a disconnect request from one
+    // island into the other. A short tick makes a silent cut visible
+    // within a few seconds.
+    let options = NodeOptions {
+        net_ticktime: 2,
+        connect_all: true,
+        hidden: false,
+    };
+    let bases = ["n1", "n2", "n3", "n4", "n5"];
+    let mut nodes = start_nodes(&proxy, &bases, &options);
+    let names: Vec<String> = nodes.iter().map(|n| n.short_name().to_string()).collect();
+
+    // Full mesh: ping every pair rather than relying on connect_all.
+    let mesh = full_mesh(nodes.len());
+    wait_until_ok(CONVERGE_TIMEOUT, "a full mesh of 5 nodes", || {
+        connect_missing(&mut nodes, &mesh);
+        check_views(&mut nodes, &mesh)
+    });
+    eprintln!("full mesh after {:?}", test_start.elapsed());
+
+    // Cut {n1,n2} from {n3,n4,n5}, naming nodes by their short names.
+    let spec = format!(
+        "{},{} | {},{},{}",
+        names[0], names[1], names[2], names[3], names[4]
+    );
+    let reply = proxy.ctl(&format!("cut {spec}"));
+    assert!(
+        reply.starts_with("OK cut"),
+        "cut {spec}: unexpected reply {reply:?}"
+    );
+    let cut_at = Instant::now();
+    let split = islands(nodes.len(), &[&[0, 1], &[2, 3, 4]]);
+    wait_until_ok(CONVERGE_TIMEOUT, "islands {n1,n2} and {n3,n4,n5}", || {
+        check_views(&mut nodes, &split)
+    });
+    eprintln!("partition visible after {:?}", cut_at.elapsed());
+
+    // Fix the same cut. Links come back lazily: ping across once, then
+    // keep pinging whatever pair is still missing until the mesh is whole.
+    let reply = proxy.ctl(&format!("fix {spec}"));
+    assert!(
+        reply.starts_with("OK"),
+        "fix {spec}: unexpected reply {reply:?}"
+    );
+    let fixed_at = Instant::now();
+    let across = nodes[2].full_name().to_string();
+    wait_until(CONVERGE_TIMEOUT, "n1 to reach n3 after the fix", || {
+        nodes[0].ping(&across)
+    });
+    wait_until_ok(CONVERGE_TIMEOUT, "a full mesh again after the fix", || {
+        connect_missing(&mut nodes, &mesh);
+        check_views(&mut nodes, &mesh)
+    });
+    eprintln!(
+        "full mesh again after {:?}; test took {:?}",
+        fixed_at.elapsed(),
+        test_start.elapsed()
+    );
+}
+
+#[test]
+fn epmd_names_lists_nodes() {
+    if !require_erl() {
+        return;
+    }
+    let proxy = Proxy::start(&["-v"]);
+    let mut nodes = start_nodes(&proxy, &["a", "b"], &NodeOptions::default());
+    let stayer = nodes.remove(0);
+    let leaver = nodes.remove(0);
+    let (stayer_name, leaver_name) = (
+        stayer.short_name().to_string(),
+        leaver.short_name().to_string(),
+    );
+
+    // OTP's own client must parse our NAMES reply.
+    let listing = epmd_names(proxy.epmd_port);
+    for name in [&stayer_name, &leaver_name] {
+        assert!(
+            listing.contains(&format!("name {name} at port ")),
+            "`epmd -port {} -names` does not list {name}:\n{listing}",
+            proxy.epmd_port
+        );
+    }
+    let registered = proxy.registered_names();
+    assert_eq!(
+        registered,
+        sorted(vec![stayer_name.clone(), leaver_name.clone()])
+    );
+
+    // A node that halts closes its registration socket: it must vanish
+    // from both views, while the other one stays.
+    leaver.stop();
+    wait_until_ok(
+        Duration::from_secs(10),
+        "the stopped node to unregister",
+        || {
+            let registered = proxy.registered_names();
+            let listing = epmd_names(proxy.epmd_port);
+            if registered != [stayer_name.clone()] {
+                return Err(format!("control `nodes` lists {registered:?}"));
+            }
+            if listing.contains(&format!("name {leaver_name} at port ")) {
+                return Err(format!(
+                    "`epmd -names` still lists {leaver_name}:\n{listing}"
+                ));
+            }
+            if !listing.contains(&format!("name {stayer_name} at port ")) {
+                return Err(format!("`epmd -names` lost {stayer_name}:\n{listing}"));
+            }
+            Ok(())
+        },
+    );
+    drop(stayer);
+}
+
+fn sorted(mut names: Vec<String>) -> Vec<String> {
+    names.sort();
+    names
+}

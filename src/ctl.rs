@@ -50,6 +50,28 @@ impl Session {
         Ok(lines)
     }
 
+    /// Sends `watch` and prints every line until the stream ends.
+    /// Returns the exit code.
+    pub fn watch(&mut self, command: &str) -> i32 {
+        if self
+            .writer
+            .write_all(format!("{command}\n").as_bytes())
+            .is_err()
+        {
+            return 2;
+        }
+        let mut first = true;
+        while let Ok(line) = self.read_line() {
+            if first && line.starts_with("ERR") {
+                println!("{line}");
+                return 1;
+            }
+            first = false;
+            println!("{line}");
+        }
+        0
+    }
+
     fn read_line(&mut self) -> io::Result<String> {
         let mut line = String::new();
         if self.reader.read_line(&mut line)? == 0 {
@@ -86,6 +108,13 @@ pub fn run(host: &str, port: u16, words: &[String]) -> i32 {
         }
     };
     for command in commands {
+        if command
+            .split_whitespace()
+            .next()
+            .is_some_and(|w| w.eq_ignore_ascii_case("watch"))
+        {
+            return session.watch(&command);
+        }
         match session.send(&command) {
             Ok(lines) => {
                 for line in &lines {

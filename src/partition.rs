@@ -1,14 +1,17 @@
-//! The partition model: which node may send bytes to which.
+//! The partition model: which node may send bytes to which, and how fast.
 //!
 //! A cut is stored as directed pairs of name patterns: `(a, b)` means bytes
 //! from any node matching `a` to any node matching `b` are held. A symmetric
-//! cut `a | b` is the two pairs `(a, b)` and `(b, a)`. Patterns are kept as
-//! the user wrote them, so a cut may name nodes that have not registered yet
-//! and applies as soon as they appear. Everything here is pure and shared
-//! between threads as `Arc<RwLock<PartitionSet>>`.
+//! cut `a | b` is the two pairs `(a, b)` and `(b, a)`. An isolated pattern
+//! holds every byte to or from its nodes. Delays and bandwidth caps are kept
+//! per directed pair the same way. Patterns are kept as the user wrote them,
+//! so a fault may name nodes that have not registered yet and applies as
+//! soon as they appear. Everything here is pure and shared between threads
+//! as `Arc<RwLock<PartitionSet>>`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::time::Duration;
 
 /// A node as the proxy knows it: its alive name (what it registered with
 /// EPMD) and, when known, its host (from the distribution handshake).
@@ -127,11 +130,81 @@ fn pairs_across(islands: &Islands) -> Vec<(Pattern, Pattern)> {
     pairs
 }
 
+/// A delivery delay: each chunk waits `base` ± up to `jitter`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Delay {
+    pub base: Duration,
+    pub jitter: Duration,
+}
+
+/// A bandwidth cap, in bits per second.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Rate {
+    pub bits_per_second: u64,
+}
+
+impl Rate {
+    pub fn bytes_per_second(self) -> f64 {
+        self.bits_per_second as f64 / 8.0
+    }
+}
+
+impl fmt::Display for Rate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let bits = self.bits_per_second;
+        if bits >= 1_000_000 && bits % 1_000_000 == 0 {
+            write!(f, "{}mbps", bits / 1_000_000)
+        } else if bits >= 1000 && bits % 1000 == 0 {
+            write!(f, "{}kbps", bits / 1000)
+        } else {
+            write!(f, "{bits}bps")
+        }
+    }
+}
+
+/// Formats a duration the way the control language reads it.
+pub fn format_duration(duration: Duration) -> String {
+    let ms = duration.as_millis();
+    if ms >= 1000 && ms % 1000 == 0 {
+        format!("{}s", ms / 1000)
+    } else {
+        format!("{ms}ms")
+    }
+}
+
+/// How a direction of a link is slowed down (nothing, by default).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Shaping {
+    pub delay: Option<Delay>,
+    pub rate: Option<Rate>,
+}
+
+impl Shaping {
+    pub fn is_none(&self) -> bool {
+        self.delay.is_none() && self.rate.is_none()
+    }
+
+    /// Combines two matching rules: the longer delay, the lower cap.
+    fn merge(self, other: Shaping) -> Shaping {
+        Shaping {
+            delay: self.delay.max(other.delay),
+            rate: match (self.rate, other.rate) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            },
+        }
+    }
+}
+
 /// All faults in force.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PartitionSet {
     /// Directed pairs whose traffic is held.
     held: BTreeSet<(Pattern, Pattern)>,
+    /// Nodes cut from every other node.
+    isolated: BTreeSet<Pattern>,
+    /// Directed pairs whose traffic is delayed or capped.
+    shaping: BTreeMap<(Pattern, Pattern), Shaping>,
 }
 
 impl PartitionSet {
@@ -167,27 +240,84 @@ impl PartitionSet {
         usize::from(self.held.remove(&(from.clone(), to.clone())))
     }
 
+    /// Cuts `node` from every other node, including nodes that appear
+    /// later. Returns false if it was isolated already.
+    pub fn isolate(&mut self, node: &Pattern) -> bool {
+        self.isolated.insert(node.clone())
+    }
+
+    /// Undoes `isolate`. Returns false if it was not isolated.
+    pub fn rejoin(&mut self, node: &Pattern) -> bool {
+        self.isolated.remove(node)
+    }
+
+    /// Delays every pair across the islands, both ways (replacing an
+    /// earlier delay between them; a cap stays).
+    pub fn set_delay(&mut self, islands: &Islands, delay: Delay) {
+        for pair in pairs_across(islands) {
+            self.shaping.entry(pair).or_default().delay = Some(delay);
+        }
+    }
+
+    /// Caps every pair across the islands, both ways.
+    pub fn set_rate(&mut self, islands: &Islands, rate: Rate) {
+        for pair in pairs_across(islands) {
+            self.shaping.entry(pair).or_default().rate = Some(rate);
+        }
+    }
+
+    /// Removes delays and caps across the islands. Returns how many
+    /// directed pairs had one.
+    pub fn clear(&mut self, islands: &Islands) -> usize {
+        pairs_across(islands)
+            .iter()
+            .filter(|pair| self.shaping.remove(pair).is_some())
+            .count()
+    }
+
     /// Removes every fault.
     pub fn heal(&mut self) {
         self.held.clear();
+        self.isolated.clear();
+        self.shaping.clear();
     }
 
     /// True when nothing is in force.
     pub fn is_empty(&self) -> bool {
-        self.held.is_empty()
+        self.held.is_empty() && self.isolated.is_empty() && self.shaping.is_empty()
     }
 
-    /// True if bytes from `from` to `to` must be held. A link whose
-    /// initiator is unknown (`None`) matches no pair.
-    pub fn holds(&self, from: Option<&NodeName>, to: &NodeName) -> bool {
-        let Some(from) = from else { return false };
+    /// True if bytes from `from` to `to` must be held. `None` is a link end
+    /// whose name is not known (the handshake could not be read): it
+    /// matches no pair, but a link to or from an isolated node is held
+    /// whatever the other end is.
+    pub fn holds(&self, from: Option<&NodeName>, to: Option<&NodeName>) -> bool {
+        let named = |pattern: &Pattern, node: Option<&NodeName>| {
+            node.is_some_and(|node| pattern.matches(node))
+        };
         self.held
             .iter()
-            .any(|(a, b)| a.matches(from) && b.matches(to))
+            .any(|(a, b)| named(a, from) && named(b, to))
+            || self.isolated.iter().any(|p| named(p, from) || named(p, to))
+    }
+
+    /// How bytes from `from` to `to` are slowed down.
+    pub fn shaping(&self, from: Option<&NodeName>, to: Option<&NodeName>) -> Shaping {
+        if self.shaping.is_empty() {
+            return Shaping::default();
+        }
+        let (Some(from), Some(to)) = (from, to) else {
+            return Shaping::default();
+        };
+        self.shaping
+            .iter()
+            .filter(|((a, b), _)| a.matches(from) && b.matches(to))
+            .fold(Shaping::default(), |acc, (_, shaping)| acc.merge(*shaping))
     }
 
     /// The faults in force, one per line, in the syntax that creates them:
-    /// `cut a | b` for a pair cut both ways, `cut a -> b` for one way.
+    /// `cut a | b` for a pair cut both ways, `cut a -> b` for one way,
+    /// `isolate n`, `delay a | b 200ms`, `throttle a | b 64kbps`.
     pub fn describe(&self) -> Vec<String> {
         let mut lines = Vec::new();
         for (a, b) in &self.held {
@@ -200,8 +330,33 @@ impl PartitionSet {
                 lines.push(format!("cut {a} -> {b}"));
             }
         }
+        lines.extend(self.isolated.iter().map(|node| format!("isolate {node}")));
+        for ((a, b), shaping) in &self.shaping {
+            // Shaping is only ever set both ways; print each pair once.
+            if a > b {
+                continue;
+            }
+            if let Some(delay) = shaping.delay {
+                let mut line = format!("delay {a} | {b} {}", format_duration(delay.base));
+                if !delay.jitter.is_zero() {
+                    line.push_str(&format!(" jitter {}", format_duration(delay.jitter)));
+                }
+                lines.push(line);
+            }
+            if let Some(rate) = shaping.rate {
+                lines.push(format!("throttle {a} | {b} {rate}"));
+            }
+        }
         lines
     }
+}
+
+/// True if a link from `from` to `to` runs between two different islands
+/// (either way round): what `reset` closes.
+pub fn crosses(islands: &Islands, from: &NodeName, to: &NodeName) -> bool {
+    pairs_across(islands)
+        .iter()
+        .any(|(a, b)| a.matches(from) && b.matches(to))
 }
 
 #[cfg(test)]
@@ -252,15 +407,15 @@ mod tests {
     fn cut_holds_every_pair_across_islands() {
         let mut set = PartitionSet::new();
         assert_eq!(set.cut(&islands(&[&["n1", "n2"], &["n3", "n4", "n5"]])), 12);
-        assert!(set.holds(Some(&n("n1@h")), &n("n3")));
-        assert!(set.holds(Some(&n("n5@h")), &n("n2")));
-        assert!(!set.holds(Some(&n("n1@h")), &n("n2")));
-        assert!(!set.holds(Some(&n("n3@h")), &n("n4")));
+        assert!(set.holds(Some(&n("n1@h")), Some(&n("n3"))));
+        assert!(set.holds(Some(&n("n5@h")), Some(&n("n2"))));
+        assert!(!set.holds(Some(&n("n1@h")), Some(&n("n2"))));
+        assert!(!set.holds(Some(&n("n3@h")), Some(&n("n4"))));
         assert!(
-            !set.holds(None, &n("n3")),
+            !set.holds(None, Some(&n("n3"))),
             "unknown initiators match no pair"
         );
-        assert!(!set.holds(Some(&n("n6@h")), &n("n1")));
+        assert!(!set.holds(Some(&n("n6@h")), Some(&n("n1"))));
         // cutting again adds nothing
         assert_eq!(set.cut(&islands(&[&["n1"], &["n3"]])), 0);
     }
@@ -272,8 +427,8 @@ mod tests {
         assert_eq!(set.cut(&three), 6);
         assert_eq!(set.describe(), vec!["cut a | b", "cut a | c", "cut b | c"]);
         assert_eq!(set.fix(&islands(&[&["a"], &["b"]])), 2);
-        assert!(!set.holds(Some(&n("a")), &n("b")));
-        assert!(set.holds(Some(&n("a")), &n("c")));
+        assert!(!set.holds(Some(&n("a")), Some(&n("b"))));
+        assert!(set.holds(Some(&n("a")), Some(&n("c"))));
         set.heal();
         assert!(set.is_empty());
     }
@@ -282,10 +437,104 @@ mod tests {
     fn one_way_cut() {
         let mut set = PartitionSet::new();
         set.cut_one_way(&p("a"), &p("b"));
-        assert!(set.holds(Some(&n("a")), &n("b")));
-        assert!(!set.holds(Some(&n("b")), &n("a")));
+        assert!(set.holds(Some(&n("a")), Some(&n("b"))));
+        assert!(!set.holds(Some(&n("b")), Some(&n("a"))));
         assert_eq!(set.describe(), vec!["cut a -> b"]);
         assert_eq!(set.fix_one_way(&p("a"), &p("b")), 1);
         assert!(set.is_empty());
+    }
+
+    #[test]
+    fn isolate_holds_everything_to_and_from_a_node() {
+        let mut set = PartitionSet::new();
+        assert!(set.isolate(&p("n1")));
+        assert!(!set.isolate(&p("n1")));
+        assert!(set.holds(Some(&n("n1@h")), Some(&n("n2"))));
+        assert!(
+            set.holds(Some(&n("n9@h")), Some(&n("n1"))),
+            "nodes that appear later too"
+        );
+        assert!(set.holds(None, Some(&n("n1"))), "unknown initiators too");
+        assert!(!set.holds(Some(&n("n2@h")), Some(&n("n3"))));
+        assert_eq!(set.describe(), vec!["isolate n1"]);
+        assert!(set.rejoin(&p("n1")));
+        assert!(set.is_empty());
+    }
+
+    #[test]
+    fn shaping_rules() {
+        let mut set = PartitionSet::new();
+        let delay = Delay {
+            base: Duration::from_millis(200),
+            jitter: Duration::from_millis(50),
+        };
+        set.set_delay(&islands(&[&["a"], &["b", "c"]]), delay);
+        set.set_rate(
+            &islands(&[&["a"], &["b"]]),
+            Rate {
+                bits_per_second: 64_000,
+            },
+        );
+        let ab = set.shaping(Some(&n("a@h")), Some(&n("b")));
+        assert_eq!(
+            ab,
+            Shaping {
+                delay: Some(delay),
+                rate: Some(Rate {
+                    bits_per_second: 64_000
+                })
+            }
+        );
+        assert_eq!(
+            set.shaping(Some(&n("c@h")), Some(&n("a"))).delay,
+            Some(delay)
+        );
+        assert!(set.shaping(Some(&n("b@h")), Some(&n("c"))).is_none());
+        assert!(set.shaping(None, Some(&n("a"))).is_none());
+        assert_eq!(
+            set.describe(),
+            vec![
+                "delay a | b 200ms jitter 50ms",
+                "throttle a | b 64kbps",
+                "delay a | c 200ms jitter 50ms"
+            ]
+        );
+        assert_eq!(set.clear(&islands(&[&["a"], &["b", "c"]])), 4);
+        assert!(set.is_empty());
+    }
+
+    #[test]
+    fn rates_and_durations_print_as_they_parse() {
+        assert_eq!(
+            Rate {
+                bits_per_second: 64_000
+            }
+            .to_string(),
+            "64kbps"
+        );
+        assert_eq!(
+            Rate {
+                bits_per_second: 2_000_000
+            }
+            .to_string(),
+            "2mbps"
+        );
+        assert_eq!(
+            Rate {
+                bits_per_second: 524_288
+            }
+            .to_string(),
+            "524288bps"
+        );
+        assert_eq!(format_duration(Duration::from_millis(200)), "200ms");
+        assert_eq!(format_duration(Duration::from_secs(2)), "2s");
+    }
+
+    #[test]
+    fn reset_matches_links_between_islands() {
+        let two = islands(&[&["a"], &["b", "c"]]);
+        assert!(crosses(&two, &n("a@h"), &n("b")));
+        assert!(crosses(&two, &n("c@h"), &n("a")));
+        assert!(!crosses(&two, &n("b@h"), &n("c")));
     }
 }

@@ -6,8 +6,9 @@ use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
+use crate::control::events::Events;
 use crate::epmd::registry::Registry;
-use crate::partition::PartitionSet;
+use crate::partition::{NodeName, PartitionSet};
 use crate::proxy::link::LinkTable;
 use crate::sync::Notifier;
 
@@ -53,6 +54,11 @@ pub struct Shared {
     /// Bumped on every fault change and link close; held relays wait on it.
     pub changes: Notifier,
     pub links: LinkTable,
+    /// Full names read from handshakes, by registered name (`n1` →
+    /// `n1@host`), so host patterns (`*@host`) match from a link's start.
+    pub learned_names: Mutex<HashMap<String, NodeName>>,
+    /// The `watch` event stream.
+    pub events: Events,
     pub control_sessions: AtomicUsize,
 }
 
@@ -65,6 +71,8 @@ impl Shared {
             partitions: Arc::new(RwLock::new(PartitionSet::new())),
             changes: Notifier::default(),
             links: LinkTable::default(),
+            learned_names: Mutex::new(HashMap::new()),
+            events: Events::default(),
             control_sessions: AtomicUsize::new(0),
         })
     }

@@ -4,18 +4,35 @@
 //! cut A,B | C,D [| E...]     cut every pair across different islands
 //! cut A -> B                 one way: bytes from A to B are held
 //! fix <same forms>           undo exactly that cut
+//! isolate N[,M] / rejoin N   cut N from everyone, including later nodes
+//! delay A | B 200ms [jitter 50ms]
+//! throttle A | B 64kbps
+//! reset A | B                close the live links between them now
+//! clear A | B                remove delay and throttle between them
 //! heal                       remove every fault
+//! watch                      stream events until quit
+//! sleep 2s                   wait (for scripts)
 //! status | nodes | links | help | quit
 //! ```
 
-use crate::partition::{Islands, Pattern};
+use std::time::Duration;
+
+use crate::partition::{Delay, Islands, Pattern, Rate};
 
 /// A parsed control command.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Command {
     Cut(Target),
     Fix(Target),
+    Isolate(Vec<Pattern>),
+    Rejoin(Vec<Pattern>),
+    Delay(Islands, Delay),
+    Throttle(Islands, Rate),
+    Reset(Islands),
+    Clear(Islands),
     Heal,
+    Watch,
+    Sleep(Duration),
     Status,
     Nodes,
     Links,
@@ -81,7 +98,33 @@ pub const HELP: &[(&str, &str)] = &[
         "cut one way: bytes from A to B are held, B to A still flow",
     ),
     ("fix A,B | C,D [| E...]", "undo that cut (also: fix A -> B)"),
+    (
+        "isolate N[,M...]",
+        "cut N from every other node, including nodes that register later",
+    ),
+    ("rejoin N[,M...]", "undo isolate"),
+    (
+        "delay A | B 200ms [jitter 50ms]",
+        "deliver each chunk between the islands that much later, in order",
+    ),
+    (
+        "throttle A | B 64kbps",
+        "cap each link between the islands, each way (bps, kbps, mbps, gbps, B/s, KiB/s, MiB/s)",
+    ),
+    (
+        "reset A | B",
+        "close every live link between the islands now; new links are allowed",
+    ),
+    (
+        "clear A | B",
+        "remove delay and throttle between the islands",
+    ),
     ("heal", "remove every fault"),
+    (
+        "watch",
+        "stream events (nodes, links, faults), one line each, until quit",
+    ),
+    ("sleep 2s", "wait before answering (for scripts; ms, s, m)"),
     (
         "status",
         "every fault in force, in the syntax that creates it",
@@ -113,7 +156,21 @@ pub fn parse(line: &str) -> Result<Command, String> {
     match word.as_str() {
         "cut" => parse_target(rest).map(Command::Cut),
         "fix" => parse_target(rest).map(Command::Fix),
+        "isolate" => parse_group(rest).map(Command::Isolate),
+        "rejoin" => parse_group(rest).map(Command::Rejoin),
+        "delay" => parse_delay(rest),
+        "throttle" => {
+            let (islands, rate) = split_last(rest, "throttle A | B 64kbps")?;
+            Ok(Command::Throttle(
+                parse_islands(islands)?,
+                parse_rate(rate)?,
+            ))
+        }
+        "reset" => parse_islands(rest).map(Command::Reset),
+        "clear" => parse_islands(rest).map(Command::Clear),
         "heal" => no_arguments(Command::Heal),
+        "watch" => no_arguments(Command::Watch),
+        "sleep" => parse_duration(rest, MAX_SLEEP).map(Command::Sleep),
         "status" => no_arguments(Command::Status),
         "nodes" => no_arguments(Command::Nodes),
         "links" => no_arguments(Command::Links),
@@ -137,6 +194,14 @@ fn parse_target(text: &str) -> Result<Target, String> {
         }
         return Ok(Target::OneWay { from, to });
     }
+    parse_islands(text).map(Target::Islands)
+}
+
+/// `A,B | C,D [| E]`: at least two islands, no name twice.
+fn parse_islands(text: &str) -> Result<Islands, String> {
+    if text.is_empty() {
+        return Err("expected islands, e.g. a,b | c".to_owned());
+    }
     let islands = text
         .split('|')
         .map(parse_group)
@@ -151,7 +216,103 @@ fn parse_target(text: &str) -> Result<Target, String> {
         }
         seen.push(name);
     }
-    Ok(Target::Islands(islands))
+    Ok(islands)
+}
+
+/// Longest `sleep`.
+pub const MAX_SLEEP: Duration = Duration::from_secs(3600);
+/// Longest `delay` (and jitter).
+pub const MAX_DELAY: Duration = Duration::from_secs(600);
+
+/// Splits off the last whitespace-separated word: `a | b 64kbps` →
+/// (`a | b`, `64kbps`).
+fn split_last<'t>(text: &'t str, usage: &str) -> Result<(&'t str, &'t str), String> {
+    match text.rsplit_once(char::is_whitespace) {
+        Some((rest, last)) if !rest.trim().is_empty() => Ok((rest.trim(), last)),
+        _ => Err(format!("usage: {usage}")),
+    }
+}
+
+/// `A | B 200ms [jitter 50ms]`.
+fn parse_delay(text: &str) -> Result<Command, String> {
+    const USAGE: &str = "delay A | B 200ms [jitter 50ms]";
+    let (rest, last) = split_last(text, USAGE)?;
+    let (islands, base, jitter) = match split_last(rest, USAGE) {
+        Ok((head, "jitter")) => {
+            let (islands, base) = split_last(head, USAGE)?;
+            (islands, base, parse_duration(last, MAX_DELAY)?)
+        }
+        _ => (rest, last, Duration::ZERO),
+    };
+    let base = parse_duration(base, MAX_DELAY)?;
+    if jitter > base {
+        return Err("jitter cannot exceed the delay".to_owned());
+    }
+    Ok(Command::Delay(
+        parse_islands(islands)?,
+        Delay { base, jitter },
+    ))
+}
+
+/// `200ms`, `2s`, `1.5s`, `1m`, up to `max`.
+pub fn parse_duration(text: &str, max: Duration) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("bad duration '{text}' (e.g. 200ms, 2s)"))?;
+    let seconds = match unit {
+        "ms" => value / 1000.0,
+        "s" => value,
+        "m" => value * 60.0,
+        _ => return Err(format!("bad duration '{text}': unit must be ms, s or m")),
+    };
+    let duration =
+        Duration::try_from_secs_f64(seconds).map_err(|_| format!("bad duration '{text}'"))?;
+    if duration > max {
+        return Err(format!(
+            "duration '{text}' is longer than {}s",
+            max.as_secs()
+        ));
+    }
+    Ok(duration)
+}
+
+/// `64kbps`, `1.5mbps`, `512KiB/s`...: bit units are powers of 1000 (case
+/// does not matter), byte units powers of 1024.
+pub fn parse_rate(text: &str) -> Result<Rate, String> {
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("bad rate '{text}' (e.g. 64kbps)"))?;
+    let bits_per_unit =
+        match unit.to_ascii_lowercase().as_str() {
+            "bps" => 1.0,
+            "kbps" => 1e3,
+            "mbps" => 1e6,
+            "gbps" => 1e9,
+            _ => match unit {
+                "B/s" => 8.0,
+                "KiB/s" => 8.0 * 1024.0,
+                "MiB/s" => 8.0 * 1024.0 * 1024.0,
+                _ => return Err(format!(
+                    "bad rate '{text}': unit must be bps, kbps, mbps, gbps, B/s, KiB/s or MiB/s"
+                )),
+            },
+        };
+    let bits = value * bits_per_unit;
+    if !(8.0..=1e12).contains(&bits) {
+        return Err(format!("rate '{text}' out of range (1 B/s to 1000 gbps)"));
+    }
+    Ok(Rate {
+        bits_per_second: bits.round() as u64,
+    })
 }
 
 /// `a, b ,c` → patterns.
@@ -244,6 +405,89 @@ mod tests {
         ] {
             assert!(parse(bad).is_err(), "{bad:?} should be refused");
         }
+    }
+
+    #[test]
+    fn fault_commands() {
+        let ab = vec![names(&["a"]), names(&["b"])];
+        let ms = Duration::from_millis;
+        assert_eq!(
+            parse("isolate n1,n2"),
+            Ok(Command::Isolate(names(&["n1", "n2"])))
+        );
+        assert_eq!(parse("rejoin n1"), Ok(Command::Rejoin(names(&["n1"]))));
+        assert_eq!(
+            parse("delay a | b 200ms"),
+            Ok(Command::Delay(
+                ab.clone(),
+                Delay {
+                    base: ms(200),
+                    jitter: ms(0)
+                }
+            ))
+        );
+        assert_eq!(
+            parse("delay a | b 1s jitter 50ms"),
+            Ok(Command::Delay(
+                ab.clone(),
+                Delay {
+                    base: ms(1000),
+                    jitter: ms(50)
+                }
+            ))
+        );
+        assert_eq!(
+            parse("throttle a | b 64kbps"),
+            Ok(Command::Throttle(
+                ab.clone(),
+                Rate {
+                    bits_per_second: 64_000
+                }
+            ))
+        );
+        assert_eq!(parse("reset a | b"), Ok(Command::Reset(ab.clone())));
+        assert_eq!(parse("clear a | b"), Ok(Command::Clear(ab)));
+        assert_eq!(parse("watch"), Ok(Command::Watch));
+        assert_eq!(parse("sleep 2s"), Ok(Command::Sleep(ms(2000))));
+        for bad in [
+            "isolate",
+            "delay a | b",
+            "delay a | b soon",
+            "delay a 200ms",
+            "delay a | b 100ms jitter 200ms",
+            "delay a | b 2h",
+            "throttle a | b",
+            "throttle a | b 64",
+            "throttle a | b 0kbps",
+            "throttle a | b -5kbps",
+            "reset a",
+            "sleep",
+            "sleep 5h",
+            "watch me",
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?} should be refused");
+        }
+    }
+
+    #[test]
+    fn units() {
+        let rate = |t: &str| parse_rate(t).map(|r| r.bits_per_second);
+        assert_eq!(rate("64kbps"), Ok(64_000));
+        assert_eq!(rate("64Kbps"), Ok(64_000));
+        assert_eq!(rate("1.5mbps"), Ok(1_500_000));
+        assert_eq!(rate("100bps"), Ok(100));
+        assert_eq!(rate("1gbps"), Ok(1_000_000_000));
+        assert_eq!(rate("2B/s"), Ok(16));
+        assert_eq!(rate("64KiB/s"), Ok(524_288));
+        assert_eq!(rate("1MiB/s"), Ok(8_388_608));
+        assert!(rate("1kib/s").is_err());
+        let max = Duration::from_secs(10);
+        assert_eq!(parse_duration("250ms", max), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("1.5s", max), Ok(Duration::from_millis(1500)));
+        assert!(parse_duration("1m", max).is_err());
+        assert!(parse_duration("ms", max).is_err());
+        assert!(parse_duration("1e3s", max).is_err());
+        assert!(parse_duration("3", max).is_err());
     }
 
     #[test]

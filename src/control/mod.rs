@@ -1,4 +1,5 @@
 //! The control protocol: command parsing and the line-based control port.
 
 pub mod command;
+pub mod events;
 pub mod server;

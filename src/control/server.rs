@@ -2,7 +2,9 @@
 //! to the shared partition state.
 //!
 //! Replies: one line starting `OK` or `ERR <why>`; `status`, `nodes`,
-//! `links` and `help` answer `OK ...`, then data lines, then `END`.
+//! `links` and `help` answer `OK ...`, then data lines, then `END`;
+//! `watch` answers `OK ...` and then streams `EVENT ...` lines until the
+//! session sends `quit` or goes away.
 
 use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -11,8 +13,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::command::{self, Command, Target, END, HELP};
+use super::events::Next;
 use crate::epmd::server::node_type_label;
-use crate::partition::Pattern;
+use crate::partition::{crosses, format_duration, Islands, Pattern};
 use crate::proxy::link::Direction;
 use crate::shared::Shared;
 use crate::sync::{lock, read, spawn, write};
@@ -124,6 +127,11 @@ fn session(shared: &Shared, stream: TcpStream) {
                     let _ = out.write_all(b"OK bye\n");
                     break;
                 }
+                Ok(Command::Watch) => {
+                    watch(shared, lines, out);
+                    log_info!("control: session from {peer} closed after watch");
+                    return;
+                }
                 Ok(command) => {
                     log_info!("control: {peer}: {}", text.trim());
                     execute(shared, &command)
@@ -140,16 +148,136 @@ fn session(shared: &Shared, stream: TcpStream) {
     log_info!("control: session from {peer} closed");
 }
 
+/// Turns the session into an event stream until `quit` or disconnect. A
+/// helper thread reads the session's input, so `quit` is seen while the
+/// stream is waiting for events.
+fn watch(shared: &Shared, mut lines: LineReader, mut out: TcpStream) {
+    let watcher = shared.events.subscribe();
+    if out.write_all(b"OK watching (type quit to stop)\n").is_err() {
+        watcher.close();
+        return;
+    }
+    let input_watcher = Arc::clone(&watcher);
+    let reader = spawn("control-watch", move || {
+        loop {
+            match lines.next_line() {
+                Ok(Some(Line::Text(text))) if text.trim().eq_ignore_ascii_case("quit") => break,
+                Ok(Some(_)) => continue,
+                _ => break,
+            }
+        }
+        input_watcher.close();
+    });
+    if reader.is_err() {
+        watcher.close();
+        let _ = out.write_all(b"ERR no thread to read the session; watch ended\n");
+        return;
+    }
+    loop {
+        match watcher.next(Duration::from_secs(1)) {
+            Next::Lines(events) => {
+                let mut text = events.join("\n");
+                text.push('\n');
+                if out.write_all(text.as_bytes()).is_err() {
+                    break;
+                }
+            }
+            Next::Idle => continue,
+            Next::Closed => {
+                let _ = out.write_all(b"OK bye\n");
+                break;
+            }
+        }
+    }
+    watcher.close();
+    let _ = out.shutdown(std::net::Shutdown::Both);
+}
+
 /// Runs a command; returns the reply lines.
 pub fn execute(shared: &Shared, command: &Command) -> Vec<String> {
     match command {
         Command::Cut(target) => cut(shared, target),
         Command::Fix(target) => fix(shared, target),
+        Command::Isolate(nodes) => {
+            let added = nodes
+                .iter()
+                .filter(|node| write(&shared.partitions).isolate(node))
+                .count();
+            let names = join(nodes);
+            apply_hold(shared, &format!("isolate {names}"));
+            let mut reply = format!("OK isolate {names}");
+            note_unregistered(shared, nodes.iter(), &mut reply);
+            if added < nodes.len() {
+                reply.push_str(" (some were isolated already)");
+            }
+            vec![reply]
+        }
+        Command::Rejoin(nodes) => {
+            let removed = nodes
+                .iter()
+                .filter(|node| write(&shared.partitions).rejoin(node))
+                .count();
+            let names = join(nodes);
+            applied(shared, "fault-removed", &format!("rejoin {names}"));
+            if removed < nodes.len() {
+                return vec![format!("OK rejoin {names} (some were not isolated)")];
+            }
+            vec![format!("OK rejoin {names}")]
+        }
+        Command::Delay(islands, delay) => {
+            write(&shared.partitions).set_delay(islands, *delay);
+            let mut text = format!(
+                "delay {} {}",
+                islands_text(islands),
+                format_duration(delay.base)
+            );
+            if !delay.jitter.is_zero() {
+                text.push_str(&format!(" jitter {}", format_duration(delay.jitter)));
+            }
+            applied(shared, "fault-applied", &text);
+            vec![format!("OK {text}")]
+        }
+        Command::Throttle(islands, rate) => {
+            write(&shared.partitions).set_rate(islands, *rate);
+            let text = format!("throttle {} {rate}", islands_text(islands));
+            applied(shared, "fault-applied", &text);
+            vec![format!("OK {text}")]
+        }
+        Command::Clear(islands) => {
+            let removed = write(&shared.partitions).clear(islands);
+            let text = format!("clear {}", islands_text(islands));
+            applied(shared, "fault-removed", &text);
+            if removed == 0 {
+                return vec![format!("OK {text} (no delay or throttle was in force)")];
+            }
+            vec![format!("OK {text}")]
+        }
+        Command::Reset(islands) => {
+            let mut closed = 0;
+            for link in shared.links.snapshot() {
+                if let Some(initiator) = link.initiator() {
+                    if crosses(islands, initiator, link.target()) {
+                        link.close("reset by control");
+                        closed += 1;
+                    }
+                }
+            }
+            shared.changes.bump();
+            let text = format!("reset {}", islands_text(islands));
+            log_info!("faults: {text} ({closed} links closed)");
+            shared
+                .events
+                .publish(&format!("fault-applied {text} links={closed}"));
+            vec![format!("OK {text} ({closed} links closed)")]
+        }
         Command::Heal => {
             write(&shared.partitions).heal();
-            log_info!("faults: healed");
-            shared.changes.bump();
+            applied(shared, "fault-removed", "heal");
             vec!["OK healed".to_owned()]
+        }
+        Command::Sleep(duration) => {
+            std::thread::sleep(*duration);
+            vec![format!("OK slept {}", format_duration(*duration))]
         }
         Command::Status => status(shared),
         Command::Nodes => nodes(shared),
@@ -164,44 +292,39 @@ pub fn execute(shared: &Shared, command: &Command) -> Vec<String> {
             lines.push(END.to_owned());
             lines
         }
+        Command::Watch => vec!["ERR watch is only available in an interactive session".to_owned()],
         Command::Quit => vec!["OK bye".to_owned()],
     }
 }
 
-fn cut(shared: &Shared, target: &Target) -> Vec<String> {
-    {
-        let mut faults = write(&shared.partitions);
-        match target {
-            Target::Islands(islands) => faults.cut(islands),
-            Target::OneWay { from, to } => from
-                .iter()
-                .flat_map(|a| to.iter().map(move |b| (a, b)))
-                .map(|(a, b)| faults.cut_one_way(a, b))
-                .sum(),
-        };
-    }
-    shared.changes.bump();
-    let stuck = wait_for_in_flight_writes(shared);
-    log_info!("faults: cut {target}");
-    let mut reply = format!("OK cut {target}");
-    let unknown = unregistered(shared, target);
-    if !unknown.is_empty() {
-        reply.push_str(&format!(
-            " (not registered yet: {}; applies when they appear)",
-            unknown.join(",")
-        ));
-    }
-    if stuck > 0 {
-        reply.push_str(&format!(
-            " ({stuck} links were mid-write to a receiver that does not read)"
-        ));
-    }
-    vec![reply]
+fn join(patterns: &[Pattern]) -> String {
+    patterns
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
-/// After a cut: waits for writes that started before it, so that once the
-/// reply is sent no byte crosses. Returns how many could not be waited for.
-fn wait_for_in_flight_writes(shared: &Shared) -> usize {
+fn islands_text(islands: &Islands) -> String {
+    islands
+        .iter()
+        .map(|island| join(island))
+        .collect::<Vec<_>>()
+        .join(" | ")
+}
+
+/// Logs and publishes a fault change, then wakes the relays.
+fn applied(shared: &Shared, kind: &str, text: &str) {
+    log_info!("faults: {text}");
+    shared.events.publish(&format!("{kind} {text}"));
+    shared.changes.bump();
+}
+
+/// After a fault that holds bytes: wakes the relays, then waits for writes
+/// that started before it, so that once the reply is sent no byte crosses.
+/// Returns how many could not be waited for.
+fn apply_hold(shared: &Shared, text: &str) -> usize {
+    applied(shared, "fault-applied", text);
     let faults = read(&shared.partitions).clone();
     let mut stuck = 0;
     for link in shared.links.snapshot() {
@@ -216,6 +339,29 @@ fn wait_for_in_flight_writes(shared: &Shared) -> usize {
     stuck
 }
 
+fn cut(shared: &Shared, target: &Target) -> Vec<String> {
+    {
+        let mut faults = write(&shared.partitions);
+        match target {
+            Target::Islands(islands) => faults.cut(islands),
+            Target::OneWay { from, to } => from
+                .iter()
+                .flat_map(|a| to.iter().map(move |b| (a, b)))
+                .map(|(a, b)| faults.cut_one_way(a, b))
+                .sum(),
+        };
+    }
+    let stuck = apply_hold(shared, &format!("cut {target}"));
+    let mut reply = format!("OK cut {target}");
+    note_unregistered(shared, target.patterns().into_iter(), &mut reply);
+    if stuck > 0 {
+        reply.push_str(&format!(
+            " ({stuck} links were mid-write to a receiver that does not read)"
+        ));
+    }
+    vec![reply]
+}
+
 fn fix(shared: &Shared, target: &Target) -> Vec<String> {
     let removed = {
         let mut faults = write(&shared.partitions);
@@ -228,8 +374,7 @@ fn fix(shared: &Shared, target: &Target) -> Vec<String> {
                 .sum(),
         }
     };
-    log_info!("faults: fix {target}");
-    shared.changes.bump();
+    applied(shared, "fault-removed", &format!("fix {target}"));
     if removed == 0 {
         vec![format!("OK fix {target} (no such cut was in force)")]
     } else {
@@ -237,28 +382,30 @@ fn fix(shared: &Shared, target: &Target) -> Vec<String> {
     }
 }
 
-/// The patterns of `target` that match no registered node.
-fn unregistered(shared: &Shared, target: &Target) -> Vec<String> {
+/// Appends "(not registered yet: ...)" for patterns that match no
+/// registered node.
+fn note_unregistered<'p>(
+    shared: &Shared,
+    patterns: impl Iterator<Item = &'p Pattern>,
+    reply: &mut String,
+) {
     let registry = lock(&shared.registry);
-    let registered: Vec<crate::partition::NodeName> = registry
-        .nodes()
-        .iter()
-        .map(|node| crate::partition::NodeName::parse(&node.name))
-        .collect();
-    let mut unknown = Vec::new();
-    for pattern in target.patterns() {
-        let matched = match pattern {
+    let unknown: Vec<String> = patterns
+        .filter(|pattern| match pattern {
             // Hosts are learnt from handshakes; do not claim they are unknown.
-            Pattern::Host(_) => true,
+            Pattern::Host(_) => false,
             Pattern::Alive(alive) | Pattern::Full { alive, .. } => {
-                registered.iter().any(|n| n.alive == *alive)
+                !registry.nodes().iter().any(|node| node.name == *alive)
             }
-        };
-        if !matched {
-            unknown.push(pattern.to_string());
-        }
+        })
+        .map(ToString::to_string)
+        .collect();
+    if !unknown.is_empty() {
+        reply.push_str(&format!(
+            " (not registered yet: {}; applies when they appear)",
+            unknown.join(",")
+        ));
     }
-    unknown
 }
 
 fn status(shared: &Shared) -> Vec<String> {
@@ -308,7 +455,7 @@ fn links(shared: &Shared) -> Vec<String> {
             "{} {} -> {} state={} up={} down={} proxy_port={} age={}s",
             link.id,
             link.initiator_label(),
-            link.target,
+            link.target(),
             state,
             link.bytes(Direction::Up),
             link.bytes(Direction::Down),

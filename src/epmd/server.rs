@@ -160,9 +160,16 @@ fn alive2(shared: &Shared, mut stream: TcpStream, info: NodeInfo, peer: IpAddr) 
             node_type_label(registration.info.node_type),
             registration.creation
         );
+        shared.events.publish(&format!(
+            "node-up name={name} port={} type={} creation={}",
+            registration.info.port,
+            node_type_label(registration.info.node_type),
+            registration.creation
+        ));
         // Anything more on this socket — data, EOF, error — ends the registration.
         wait_for_anything(&mut stream);
         log_info!("node {name} unregistered");
+        shared.events.publish(&format!("node-down name={name}"));
     }
     lock(&shared.alive_sockets).remove(&registration.id);
     lock(&shared.registry).unregister(registration.id);

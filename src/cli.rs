@@ -8,7 +8,7 @@ use argh::FromArgs;
 #[derive(FromArgs, Debug)]
 #[argh(
     example = "Start it, point nodes at it, then cut from another terminal:\n  {command_name} --port 4369\n  ERL_EPMD_PORT=4369 erl -sname n1 -start_epmd false\n  {command_name} ctl 'cut n1 | n2'",
-    note = "Control commands (nc localhost 4370, or `epmdpxy ctl`): cut, fix, heal, status, nodes, links, help, quit.\nEnvironment: ERL_EPMD_PORT (default port), ERL_EPMD_ADDRESS (default addresses),\nERL_EPMD_RELAXED_COMMAND_CHECK (set: as --relaxed-command-check)."
+    note = "Control commands (nc localhost 4370, `epmdpxy ctl`, or `help` on the control port):\n  cut, fix, isolate, rejoin, delay, throttle, reset, clear, heal, watch, sleep, status, nodes, links, help, quit\n  (grammar and examples: docs/control-protocol.md)\nEnvironment: ERL_EPMD_PORT (default port), ERL_EPMD_ADDRESS (default addresses),\nERL_EPMD_RELAXED_COMMAND_CHECK (set: as --relaxed-command-check)."
 )]
 pub struct Args {
     /// TCP port for EPMD requests (default: $ERL_EPMD_PORT, else 4369; 0 picks a free port)

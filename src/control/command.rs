@@ -291,21 +291,22 @@ pub fn parse_rate(text: &str) -> Result<Rate, String> {
     let value: f64 = number
         .parse()
         .map_err(|_| format!("bad rate '{text}' (e.g. 64kbps)"))?;
-    let bits_per_unit =
-        match unit.to_ascii_lowercase().as_str() {
-            "bps" => 1.0,
-            "kbps" => 1e3,
-            "mbps" => 1e6,
-            "gbps" => 1e9,
-            _ => match unit {
-                "B/s" => 8.0,
-                "KiB/s" => 8.0 * 1024.0,
-                "MiB/s" => 8.0 * 1024.0 * 1024.0,
-                _ => return Err(format!(
+    let bits_per_unit = match unit.to_ascii_lowercase().as_str() {
+        "bps" => 1.0,
+        "kbps" => 1e3,
+        "mbps" => 1e6,
+        "gbps" => 1e9,
+        _ => match unit {
+            "B/s" => 8.0,
+            "KiB/s" => 8.0 * 1024.0,
+            "MiB/s" => 8.0 * 1024.0 * 1024.0,
+            _ => {
+                return Err(format!(
                     "bad rate '{text}': unit must be bps, kbps, mbps, gbps, B/s, KiB/s or MiB/s"
-                )),
-            },
-        };
+                ))
+            }
+        },
+    };
     let bits = value * bits_per_unit;
     if !(8.0..=1e12).contains(&bits) {
         return Err(format!("rate '{text}' out of range (1 B/s to 1000 gbps)"));

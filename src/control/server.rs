@@ -451,7 +451,7 @@ fn links(shared: &Shared) -> Vec<String> {
             (true, false) => "held-up",
             (false, true) => "held-down",
         };
-        lines.push(format!(
+        let mut line = format!(
             "{} {} -> {} state={} up={} down={} proxy_port={} age={}s",
             link.id,
             link.initiator_label(),
@@ -461,7 +461,12 @@ fn links(shared: &Shared) -> Vec<String> {
             link.bytes(Direction::Down),
             link.proxy_port,
             link.opened.elapsed().as_secs()
-        ));
+        );
+        // A node closed its side; the close is held (cut) or queued (delay).
+        if let Some(closer) = link.pending_close() {
+            line.push_str(&format!(" closed_by={closer}"));
+        }
+        lines.push(line);
     }
     lines.push(END.to_owned());
     lines

@@ -65,6 +65,9 @@ pub struct Link {
     closed: AtomicBool,
     /// Directions that have finished (2 = link gone).
     finished: AtomicU8,
+    /// Directions whose source has closed, the close not yet passed on
+    /// (held by a cut or queued behind delayed bytes).
+    ended: [AtomicBool; 2],
     close_reason: Mutex<Option<String>>,
     client: TcpStream,
     upstream: TcpStream,
@@ -88,6 +91,19 @@ impl Link {
             None => "?".to_owned(),
             Some(None) => "unknown".to_owned(),
             Some(Some(name)) => name.to_string(),
+        }
+    }
+
+    /// Who has closed their side while the close waits to be passed on
+    /// (e.g. held by a cut), for `links`.
+    pub fn pending_close(&self) -> Option<String> {
+        let up = self.ended[Direction::Up.index()].load(Ordering::Relaxed);
+        let down = self.ended[Direction::Down.index()].load(Ordering::Relaxed);
+        match (up, down) {
+            (false, false) => None,
+            (true, false) => Some(self.initiator_label()),
+            (false, true) => Some(self.target().to_string()),
+            (true, true) => Some("both".to_owned()),
         }
     }
 
@@ -332,6 +348,7 @@ fn accept_and_relay(
         gates: Default::default(),
         closed: AtomicBool::new(false),
         finished: AtomicU8::new(0),
+        ended: Default::default(),
         close_reason: Mutex::new(None),
         client,
         upstream,
@@ -588,6 +605,7 @@ impl<'a> Pump<'a> {
             }
         }
         if self.end.is_some() {
+            self.link.ended[self.direction.index()].store(true, Ordering::Relaxed);
             if let Some(&(due, _)) = self.queue.front() {
                 self.sleep_until(due);
                 return true;

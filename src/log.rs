@@ -3,6 +3,7 @@
 //! Quiet by default (start-up line, warnings and errors only); `-v` adds
 //! node, link and control events; `-v -v` adds every EPMD request.
 
+use std::io::Write;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -21,7 +22,9 @@ pub fn enabled(level: u8) -> bool {
 /// Writes one line to stderr if `level` is enabled. Use the macros instead.
 pub fn write(level: u8, message: std::fmt::Arguments<'_>) {
     if enabled(level) {
-        eprintln!("{} {}", timestamp(SystemTime::now()), message);
+        // Not eprintln!: it panics when stderr is gone (a closed pipe), and
+        // a lost log line must never take a relay thread down with it.
+        let _ = writeln!(std::io::stderr().lock(), "{} {}", timestamp(SystemTime::now()), message);
     }
 }
 

@@ -3,9 +3,10 @@
 //! - `epmdpxy_ctl.erl` is compiled with `erlc` and drives a real partition
 //!   of three nodes (cut, islands, fix, mesh again), observed from outside
 //!   by the test harness; its start/stop and error paths are checked too.
-//! - `partition_SUITE.erl` runs under `ct_run` (Debian `erlang-common-test`).
+//! - `partition_SUITE.erl` runs under `ct_run` (Debian `erlang-common-test`),
+//!   together with the suite printed in docs/erlang.md.
 //! - `epmdpxy_ctl.ex` and `partition_test.exs` run under `elixir` (Debian
-//!   `elixir`).
+//!   `elixir`), together with the test printed in docs/elixir.md.
 //!
 //! Each needs its tool: missing tools fail the test when env `CI` is set
 //! and skip it with a message otherwise. The examples start their own
@@ -99,6 +100,21 @@ impl Drop for ScratchDir {
             let _ = std::fs::remove_dir_all(&self.0);
         }
     }
+}
+
+/// The fenced code block of `language` in docs/`doc` that contains
+/// `marker`: the examples printed in the docs run too.
+fn doc_block(doc: &str, language: &str, marker: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs").join(doc);
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let fence = format!("```{language}\n");
+    text.split(fence.as_str())
+        .skip(1)
+        .filter_map(|rest| rest.split_once("```").map(|(block, _)| block))
+        .find(|block| block.contains(marker))
+        .unwrap_or_else(|| panic!("docs/{doc} has no ```{language} block containing {marker:?}"))
+        .to_owned()
 }
 
 /// Compiles docs/examples/epmdpxy_ctl.erl into `dir`.
@@ -497,6 +513,11 @@ fn common_test_suite_example_passes() {
         dir.path().join("partition_SUITE.erl"),
     )
     .expect("copy the suite");
+    std::fs::write(
+        dir.path().join("split_SUITE.erl"),
+        doc_block("erlang.md", "erlang", "-module(split_SUITE)."),
+    )
+    .expect("write the suite from docs/erlang.md");
     let logs = dir.path().join("logs");
     std::fs::create_dir_all(&logs).expect("create the log directory");
 
@@ -520,10 +541,10 @@ fn common_test_suite_example_passes() {
         .env_remove("ERL_AFLAGS")
         .env_remove("ERL_ZFLAGS");
     let (status, output) = Running::start(command).finish(EXAMPLE_TIMEOUT);
-    let complete = output.contains("TEST COMPLETE, 2 ok, 0 failed of 2 test cases");
+    let complete = output.contains("TEST COMPLETE, 3 ok, 0 failed of 3 test cases");
     if !(status.success() && complete) {
         panic!(
-            "ct_run of partition_SUITE failed ({status}); output:\n{output}\n\
+            "ct_run of partition_SUITE and split_SUITE failed ({status}); output:\n{output}\n\
              test case logs under {}",
             logs.display()
         );
@@ -536,11 +557,25 @@ fn elixir_example_test_passes() {
         return;
     }
     let _serial = one_at_a_time();
+    // One script: the example test, then the test printed in docs/elixir.md
+    // (the example's `ExUnit.start()` serves both).
+    let dir = ScratchDir::new("elixir");
+    let example = std::fs::read_to_string(examples_dir().join("partition_test.exs"))
+        .expect("read partition_test.exs");
+    let script = dir.path().join("partition_test.exs");
+    std::fs::write(
+        &script,
+        format!(
+            "{example}\n{}",
+            doc_block("elixir.md", "elixir", "defmodule SplitTest")
+        ),
+    )
+    .expect("write the test script");
     let mut command = Command::new("elixir");
     command
         .arg("-r")
         .arg(examples_dir().join("epmdpxy_ctl.ex"))
-        .arg(examples_dir().join("partition_test.exs"))
+        .arg(&script)
         .env("EPMDPXY", epmdpxy_binary())
         // Elixir warns on every start without a UTF-8 locale.
         .env("LANG", "C.UTF-8")
@@ -548,7 +583,7 @@ fn elixir_example_test_passes() {
         .env_remove("ERL_AFLAGS")
         .env_remove("ERL_ZFLAGS");
     let (status, output) = Running::start(command).finish(EXAMPLE_TIMEOUT);
-    if !(status.success() && output.contains("2 tests, 0 failures")) {
-        panic!("elixir partition_test.exs failed ({status}); output:\n{output}");
+    if !(status.success() && output.contains("3 tests, 0 failures")) {
+        panic!("elixir partition_test.exs + SplitTest failed ({status}); output:\n{output}");
     }
 }

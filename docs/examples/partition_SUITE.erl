@@ -37,7 +37,7 @@
          pg_groups_split_and_merge/1]).
 
 %% How long a cut or a reconnect may take to show everywhere. A cut shows
-%% after net_ticktime (2 s) plus a tick; a reconnect in well under a second.
+%% within about net_ticktime (2 s); a reconnect in well under a second.
 -define(CONVERGE_MS, 20000).
 -define(COOKIE, "epmdpxy_example").
 

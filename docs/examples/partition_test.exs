@@ -21,8 +21,8 @@ ExUnit.start()
 defmodule PartitionTest do
   use ExUnit.Case, async: false
 
-  # A cut shows after net_ticktime (2 s) plus a tick; a reconnect in well
-  # under a second.
+  # A cut shows within about net_ticktime (2 s); a reconnect in well under
+  # a second.
   @converge_ms 20_000
   @cookie ~c"epmdpxy_example"
 

@@ -63,11 +63,13 @@ impl Session {
         let mut first = true;
         while let Ok(line) = self.read_line() {
             if first && line.starts_with("ERR") {
-                println!("{line}");
+                print_line(&line);
                 return 1;
             }
             first = false;
-            println!("{line}");
+            if !print_line(&line) {
+                return 0; // nobody reads our output any more
+            }
         }
         0
     }
@@ -82,6 +84,12 @@ impl Session {
         }
         Ok(line.trim_end_matches(['\r', '\n']).to_owned())
     }
+}
+
+/// Prints a line on stdout; false once stdout is closed (never panics,
+/// unlike `println!`).
+fn print_line(line: &str) -> bool {
+    writeln!(io::stdout().lock(), "{line}").is_ok()
 }
 
 /// Runs `epmdpxy ctl`. Returns the process exit code.
@@ -118,7 +126,7 @@ pub fn run(host: &str, port: u16, words: &[String]) -> i32 {
         match session.send(&command) {
             Ok(lines) => {
                 for line in &lines {
-                    println!("{line}");
+                    print_line(line);
                 }
                 if lines.first().is_some_and(|line| line.starts_with("ERR")) {
                     return 1;

@@ -5,6 +5,12 @@
 //! `links` and `help` answer `OK ...`, then data lines, then `END`;
 //! `watch` answers `OK ...` and then streams `EVENT ...` lines until the
 //! session sends `quit` or goes away.
+//!
+//! Exempt nodes: a command that names one (`cut`, `isolate`, `delay`,
+//! `throttle`, `reset`) is refused with `ERR`, since the fault would never
+//! apply to it; faults written so that they cover one anyway (`*@host`)
+//! skip it, and `reset` leaves its links alone. Shapes and chaos only
+//! choose among the registered nodes that are not exempt.
 
 use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -12,10 +18,12 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::command::{self, Command, Target, END, HELP};
+use super::chaos;
+use super::command::{self, islands_text, Command, Target, END, HELP};
 use super::events::Next;
 use crate::epmd::server::node_type_label;
-use crate::partition::{crosses, format_duration, Islands, Pattern};
+use crate::partition::shapes::{self, Layout, Seeded, Shape};
+use crate::partition::{crosses, format_duration, NodeName, Pattern};
 use crate::proxy::link::Direction;
 use crate::shared::Shared;
 use crate::sync::{lock, read, spawn, write};
@@ -103,7 +111,7 @@ impl LineReader {
     }
 }
 
-fn session(shared: &Shared, stream: TcpStream) {
+fn session(shared: &Arc<Shared>, stream: TcpStream) {
     let peer = stream
         .peer_addr()
         .map(|a| a.to_string())
@@ -193,8 +201,39 @@ fn watch(shared: &Shared, mut lines: LineReader, mut out: TcpStream) {
     let _ = out.shutdown(std::net::Shutdown::Both);
 }
 
+/// `ERR n5 is exempt ...` if a pattern names an exempt node.
+fn refuse_exempt<'p>(
+    shared: &Shared,
+    mut patterns: impl Iterator<Item = &'p Pattern>,
+) -> Option<Vec<String>> {
+    let faults = read(&shared.partitions);
+    patterns.find_map(|pattern| {
+        faults.exempt_overlap(pattern).map(|exempt| {
+            let alias = if exempt == pattern {
+                String::new()
+            } else {
+                format!(" (as {exempt})")
+            };
+            vec![format!(
+                "ERR {pattern} is exempt{alias}: no fault applies to it; unexempt {exempt} first"
+            )]
+        })
+    })
+}
+
 /// Runs a command; returns the reply lines.
-pub fn execute(shared: &Shared, command: &Command) -> Vec<String> {
+pub fn execute(shared: &Arc<Shared>, command: &Command) -> Vec<String> {
+    let named = match command {
+        Command::Cut(target) => target.patterns(),
+        Command::Isolate(nodes) => nodes.iter().collect(),
+        Command::Delay(islands, _) | Command::Throttle(islands, _) | Command::Reset(islands) => {
+            islands.iter().flatten().collect()
+        }
+        _ => Vec::new(),
+    };
+    if let Some(refusal) = refuse_exempt(shared, named.into_iter()) {
+        return refusal;
+    }
     match command {
         Command::Cut(target) => cut(shared, target),
         Command::Fix(target) => fix(shared, target),
@@ -204,7 +243,7 @@ pub fn execute(shared: &Shared, command: &Command) -> Vec<String> {
                 .filter(|node| write(&shared.partitions).isolate(node))
                 .count();
             let names = join(nodes);
-            apply_hold(shared, &format!("isolate {names}"));
+            apply_hold(shared, "fault-applied", &format!("isolate {names}"));
             let mut reply = format!("OK isolate {names}");
             note_unregistered(shared, nodes.iter(), &mut reply);
             if added < nodes.len() {
@@ -226,14 +265,7 @@ pub fn execute(shared: &Shared, command: &Command) -> Vec<String> {
         }
         Command::Delay(islands, delay) => {
             write(&shared.partitions).set_delay(islands, *delay);
-            let mut text = format!(
-                "delay {} {}",
-                islands_text(islands),
-                format_duration(delay.base)
-            );
-            if !delay.jitter.is_zero() {
-                text.push_str(&format!(" jitter {}", format_duration(delay.jitter)));
-            }
+            let text = command.to_string();
             applied(shared, "fault-applied", &text);
             vec![format!("OK {text}")]
         }
@@ -254,9 +286,11 @@ pub fn execute(shared: &Shared, command: &Command) -> Vec<String> {
         }
         Command::Reset(islands) => {
             let mut closed = 0;
+            let faults = read(&shared.partitions).clone();
             for link in shared.links.snapshot() {
                 if let Some(initiator) = link.initiator() {
-                    if crosses(islands, initiator, link.target()) {
+                    let exempt = faults.is_exempt(initiator) || faults.is_exempt(link.target());
+                    if !exempt && crosses(islands, initiator, link.target()) {
                         link.close("reset by control");
                         closed += 1;
                     }
@@ -278,6 +312,44 @@ pub fn execute(shared: &Shared, command: &Command) -> Vec<String> {
         Command::Sleep(duration) => {
             std::thread::sleep(*duration);
             vec![format!("OK slept {}", format_duration(*duration))]
+        }
+        Command::Shape(shape) => shape_command(shared, shape),
+        Command::Seed(Some(seed)) => {
+            *lock(&shared.seed) = Seeded::new(*seed);
+            log_info!("faults: seed {seed}");
+            shared.events.publish(&format!("seed {seed}"));
+            vec![format!("OK seed {seed}")]
+        }
+        Command::Seed(None) => vec![format!("OK seed {}", lock(&shared.seed).seed)],
+        Command::ChaosStart(config) => chaos::start(shared, config),
+        Command::ChaosStop => chaos::stop(shared),
+        Command::ChaosState => chaos::state(shared),
+        Command::Exempt(nodes) => {
+            let removed: usize = {
+                let mut faults = write(&shared.partitions);
+                nodes.iter().map(|node| faults.exempt(node)).sum()
+            };
+            let text = command.to_string();
+            applied(shared, "exempt-changed", &text);
+            let mut reply = format!("OK {text}");
+            note_unregistered(shared, nodes.iter(), &mut reply);
+            if removed > 0 {
+                reply.push_str(" (the faults that named it were removed)");
+            }
+            vec![reply]
+        }
+        Command::Unexempt(nodes) => {
+            let removed = nodes
+                .iter()
+                .filter(|node| write(&shared.partitions).unexempt(node))
+                .count();
+            let text = command.to_string();
+            // A fault written as `*@host` may now hold its links.
+            apply_hold(shared, "exempt-changed", &text);
+            if removed < nodes.len() {
+                return vec![format!("OK {text} (some were not exempt)")];
+            }
+            vec![format!("OK {text}")]
         }
         Command::Status => status(shared),
         Command::Nodes => nodes(shared),
@@ -305,14 +377,6 @@ fn join(patterns: &[Pattern]) -> String {
         .join(",")
 }
 
-fn islands_text(islands: &Islands) -> String {
-    islands
-        .iter()
-        .map(|island| join(island))
-        .collect::<Vec<_>>()
-        .join(" | ")
-}
-
 /// Logs and publishes a fault change, then wakes the relays.
 fn applied(shared: &Shared, kind: &str, text: &str) {
     log_info!("faults: {text}");
@@ -323,8 +387,13 @@ fn applied(shared: &Shared, kind: &str, text: &str) {
 /// After a fault that holds bytes: wakes the relays, then waits for writes
 /// that started before it, so that once the reply is sent no byte crosses.
 /// Returns how many could not be waited for.
-fn apply_hold(shared: &Shared, text: &str) -> usize {
-    applied(shared, "fault-applied", text);
+fn apply_hold(shared: &Shared, kind: &str, text: &str) -> usize {
+    applied(shared, kind, text);
+    drain_held(shared)
+}
+
+/// Waits for the writes in progress on every held direction.
+fn drain_held(shared: &Shared) -> usize {
     let faults = read(&shared.partitions).clone();
     let mut stuck = 0;
     for link in shared.links.snapshot() {
@@ -351,7 +420,7 @@ fn cut(shared: &Shared, target: &Target) -> Vec<String> {
                 .sum(),
         };
     }
-    let stuck = apply_hold(shared, &format!("cut {target}"));
+    let stuck = apply_hold(shared, "fault-applied", &format!("cut {target}"));
     let mut reply = format!("OK cut {target}");
     note_unregistered(shared, target.patterns().into_iter(), &mut reply);
     if stuck > 0 {
@@ -408,9 +477,125 @@ fn note_unregistered<'p>(
     }
 }
 
+/// The registered nodes a shape or chaos step may cut: not exempt, and
+/// named so that the control language can write the name. Sorted.
+pub fn shape_nodes(shared: &Shared) -> Vec<String> {
+    let registered: Vec<String> = lock(&shared.registry)
+        .nodes()
+        .iter()
+        .map(|node| node.name.clone())
+        .collect();
+    let known: Vec<NodeName> = {
+        let learned = lock(&shared.learned_names);
+        registered
+            .iter()
+            .map(|name| {
+                learned.get(name).cloned().unwrap_or_else(|| NodeName {
+                    alive: name.clone(),
+                    host: None,
+                })
+            })
+            .collect()
+    };
+    let faults = read(&shared.partitions);
+    let mut nodes: Vec<String> = registered
+        .into_iter()
+        .zip(known)
+        .filter(|(name, node)| {
+            Pattern::parse(name).is_ok_and(|p| p == Pattern::Alive(name.clone()))
+                && !faults.is_exempt(node)
+        })
+        .map(|(name, _)| name)
+        .collect();
+    nodes.sort();
+    nodes.dedup();
+    nodes
+}
+
+/// `split ...`, `bridge`, `ring`: lays the shape out over the nodes now
+/// registered, drawing from the proxy's seed.
+fn shape_command(shared: &Shared, shape: &Shape) -> Vec<String> {
+    let nodes = shape_nodes(shared);
+    let layout = shapes::layout(shape, &nodes, &mut lock(&shared.seed).rng);
+    match layout {
+        Ok(layout) => apply_layout(shared, &layout),
+        Err(why) => vec![format!("ERR {why}")],
+    }
+}
+
+/// Applies every cut of a layout at once. Replies `OK <shape>: cut ...`,
+/// or for `ring` `OK ring: N cuts`, the cut lines, `END`.
+pub fn apply_layout(shared: &Shared, layout: &Layout) -> Vec<String> {
+    let cuts: Vec<_> = layout
+        .cuts
+        .iter()
+        .map(|islands| {
+            islands
+                .iter()
+                .map(|island| island.iter().cloned().map(Pattern::Alive).collect())
+                .collect::<Vec<Vec<Pattern>>>()
+        })
+        .collect();
+    {
+        let mut faults = write(&shared.partitions);
+        // A node exempted since the layout was computed.
+        let named = cuts.iter().flatten().flatten();
+        if let Some(exempt) = named.clone().find(|p| faults.exempt_overlap(p).is_some()) {
+            return vec![format!(
+                "ERR {exempt} became exempt; {} not applied",
+                layout.shape
+            )];
+        }
+        for islands in &cuts {
+            faults.cut(islands);
+        }
+    }
+    for islands in &cuts {
+        let text = format!("cut {}", islands_text(islands));
+        log_info!("faults: {text} ({})", layout.shape);
+        shared.events.publish(&format!("fault-applied {text}"));
+    }
+    shared.changes.bump();
+    let stuck = drain_held(shared);
+    let stuck_note = if stuck > 0 {
+        format!(" ({stuck} links were mid-write to a receiver that does not read)")
+    } else {
+        String::new()
+    };
+    let head = match &layout.bridge {
+        Some(bridge) => format!("{} {bridge}", layout.shape),
+        None => layout.shape.to_string(),
+    };
+    let lines = layout.cut_lines();
+    if layout.shape == Shape::Ring {
+        let mut reply = vec![format!("OK ring: {} cuts{stuck_note}", lines.len())];
+        reply.extend(lines);
+        reply.push(END.to_owned());
+        reply
+    } else {
+        vec![format!("OK {head}: {}{stuck_note}", lines.join("; "))]
+    }
+}
+
 fn status(shared: &Shared) -> Vec<String> {
-    let faults = read(&shared.partitions).describe();
-    let mut lines = vec![format!("OK {} faults", faults.len())];
+    let (faults, exempt) = {
+        let set = read(&shared.partitions);
+        let exempt: Vec<String> = set.exempt_patterns().map(ToString::to_string).collect();
+        (set.describe(), exempt)
+    };
+    // Settings ride on the header, so the lines stay one per fault.
+    let mut head = format!(
+        "OK {} faults seed={}",
+        faults.len(),
+        lock(&shared.seed).seed
+    );
+    if !exempt.is_empty() {
+        head.push_str(&format!(" exempt={}", exempt.join(",")));
+    }
+    if shared.chaos.is_running() {
+        head.push_str(" chaos=running");
+    }
+    let mut lines = vec![head];
     lines.extend(faults);
     lines.push(END.to_owned());
     lines

@@ -40,6 +40,16 @@ pub struct Args {
     #[argh(option, default = "30")]
     pub listener_timeout: u64,
 
+    /// a node no fault ever applies to (never cut, isolated, delayed or
+    /// reset), e.g. the test runner; repeat or comma-separate for several
+    #[argh(option)]
+    pub exempt: Vec<String>,
+
+    /// seed of the random shapes and chaos runs (default: from the clock;
+    /// the ready line prints it)
+    #[argh(option)]
+    pub seed: Option<u64>,
+
     /// log node, link and fault events to stderr; twice for every EPMD request
     #[argh(switch, short = 'v')]
     pub verbose: u8,

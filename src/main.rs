@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use epmdpxy::cli::{Args, Subcommand};
 use epmdpxy::daemon::{self, Listen};
+use epmdpxy::partition::Pattern;
 use epmdpxy::shared::Settings;
 
 fn main() -> ExitCode {
@@ -51,11 +52,19 @@ fn start(args: &Args) -> Result<(), String> {
         .control_address
         .parse()
         .map_err(|_| format!("bad --control-address '{}'", args.control_address))?;
+    let exempt = args
+        .exempt
+        .iter()
+        .flat_map(|list| list.split(','))
+        .map(|name| Pattern::parse(name.trim()).map_err(|err| format!("--exempt: {err}")))
+        .collect::<Result<Vec<_>, _>>()?;
     let settings = Settings {
         relaxed_command_check: args.relaxed_command_check
             || std::env::var_os("ERL_EPMD_RELAXED_COMMAND_CHECK").is_some(),
         packet_timeout: Duration::from_secs(args.packet_timeout),
         listener_timeout: Duration::from_secs(args.listener_timeout),
+        exempt,
+        seed: args.seed,
         ..Settings::default()
     };
     let listen = Listen {

@@ -8,6 +8,12 @@
 //! so a fault may name nodes that have not registered yet and applies as
 //! soon as they appear. Everything here is pure and shared between threads
 //! as `Arc<RwLock<PartitionSet>>`.
+//!
+//! Exempt nodes sit outside the model: no fault ever applies to a link that
+//! has an exempt node at either end (`holds` and `shaping` say so), whatever
+//! the faults name. [`shapes`] computes the partition shapes.
+
+pub mod shapes;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -95,6 +101,28 @@ impl Pattern {
                 *alive == node.alive && node.host.as_ref().is_none_or(|h| h == host)
             }
             Pattern::Host(host) => node.host.as_ref() == Some(host),
+        }
+    }
+
+    /// True if both patterns surely name a common node: the same alive
+    /// name (hosts equal where both give one), or a host pattern and a
+    /// full name on that host. `*@h` and a bare `n1` are not known to
+    /// overlap (n1's host may be another).
+    pub fn overlaps(&self, other: &Pattern) -> bool {
+        use Pattern::{Alive, Full, Host};
+        match (self, other) {
+            (Alive(a), Alive(b)) => a == b,
+            (Alive(a), Full { alive, .. }) | (Full { alive, .. }, Alive(a)) => a == alive,
+            (
+                Full { alive, host },
+                Full {
+                    alive: other_alive,
+                    host: other_host,
+                },
+            ) => alive == other_alive && host == other_host,
+            (Host(a), Host(b)) => a == b,
+            (Host(h), Full { host, .. }) | (Full { host, .. }, Host(h)) => h == host,
+            (Host(_), Alive(_)) | (Alive(_), Host(_)) => false,
         }
     }
 }
@@ -205,6 +233,8 @@ pub struct PartitionSet {
     isolated: BTreeSet<Pattern>,
     /// Directed pairs whose traffic is delayed or capped.
     shaping: BTreeMap<(Pattern, Pattern), Shaping>,
+    /// Nodes no fault applies to. Not a fault: `heal` keeps them.
+    exempt: BTreeSet<Pattern>,
 }
 
 impl PartitionSet {
@@ -275,7 +305,51 @@ impl PartitionSet {
             .count()
     }
 
-    /// Removes every fault.
+    /// Makes `node` exempt and removes the faults that name it (a cut
+    /// `a,n | b` loses its pairs with `n`; the rest stays). Returns how many
+    /// directed pairs and isolations were removed.
+    pub fn exempt(&mut self, node: &Pattern) -> usize {
+        self.exempt.insert(node.clone());
+        let before = self.held.len() + self.isolated.len() + self.shaping.len();
+        let names_it = |p: &Pattern| p.overlaps(node);
+        self.held.retain(|(a, b)| !names_it(a) && !names_it(b));
+        self.isolated.retain(|p| !names_it(p));
+        self.shaping
+            .retain(|(a, b), _| !names_it(a) && !names_it(b));
+        before - (self.held.len() + self.isolated.len() + self.shaping.len())
+    }
+
+    /// Undoes `exempt`. Returns false if it was not exempt.
+    pub fn unexempt(&mut self, node: &Pattern) -> bool {
+        self.exempt.remove(node)
+    }
+
+    /// The exempt patterns, sorted.
+    pub fn exempt_patterns(&self) -> impl Iterator<Item = &Pattern> {
+        self.exempt.iter()
+    }
+
+    /// True if `node` is exempt.
+    pub fn is_exempt(&self, node: &NodeName) -> bool {
+        self.exempt.iter().any(|pattern| pattern.matches(node))
+    }
+
+    /// The exempt pattern that `pattern` names, if any: a fault naming it
+    /// is refused rather than stored to no effect.
+    pub fn exempt_overlap(&self, pattern: &Pattern) -> Option<&Pattern> {
+        self.exempt.iter().find(|exempt| exempt.overlaps(pattern))
+    }
+
+    /// True if either end is exempt (an unknown end is not).
+    fn touches_exempt(&self, from: Option<&NodeName>, to: Option<&NodeName>) -> bool {
+        !self.exempt.is_empty()
+            && [from, to]
+                .into_iter()
+                .flatten()
+                .any(|node| self.is_exempt(node))
+    }
+
+    /// Removes every fault (exempt nodes stay exempt).
     pub fn heal(&mut self) {
         self.held.clear();
         self.isolated.clear();
@@ -292,6 +366,9 @@ impl PartitionSet {
     /// matches no pair, but a link to or from an isolated node is held
     /// whatever the other end is.
     pub fn holds(&self, from: Option<&NodeName>, to: Option<&NodeName>) -> bool {
+        if self.touches_exempt(from, to) {
+            return false;
+        }
         let named = |pattern: &Pattern, node: Option<&NodeName>| {
             node.is_some_and(|node| pattern.matches(node))
         };
@@ -309,6 +386,9 @@ impl PartitionSet {
         let (Some(from), Some(to)) = (from, to) else {
             return Shaping::default();
         };
+        if self.touches_exempt(Some(from), Some(to)) {
+            return Shaping::default();
+        }
         self.shaping
             .iter()
             .filter(|((a, b), _)| a.matches(from) && b.matches(to))
@@ -528,6 +608,71 @@ mod tests {
         );
         assert_eq!(format_duration(Duration::from_millis(200)), "200ms");
         assert_eq!(format_duration(Duration::from_secs(2)), "2s");
+    }
+
+    #[test]
+    fn exempt_nodes_are_never_held_or_shaped() {
+        let mut set = PartitionSet::new();
+        set.cut(&islands(&[&["a", "b"], &["c"]]));
+        set.isolate(&p("d"));
+        set.set_delay(
+            &islands(&[&["a"], &["c"]]),
+            Delay {
+                base: Duration::from_millis(100),
+                jitter: Duration::ZERO,
+            },
+        );
+        set.cut_one_way(&p("*@h"), &p("e"));
+        // exempting c removes the faults that name it, and nothing else
+        assert_eq!(set.exempt(&p("c")), 6, "a<->c, b<->c cut, a<->c delay");
+        assert_eq!(set.describe(), vec!["cut *@h -> e", "isolate d"]);
+        assert!(
+            !set.holds(Some(&n("c@h")), Some(&n("e"))),
+            "host cut skips c"
+        );
+        assert!(set.holds(Some(&n("x@h")), Some(&n("e"))));
+        // even a fault added later in a form that does not name it
+        set.isolate(&p("*@h"));
+        assert!(!set.holds(Some(&n("c@h")), Some(&n("a@h"))));
+        assert!(
+            !set.holds(Some(&n("d@h")), Some(&n("c@h"))),
+            "isolated d still reaches c"
+        );
+        assert!(set.holds(Some(&n("d@h")), Some(&n("a@h"))));
+        assert!(
+            set.holds(None, Some(&n("d@h"))),
+            "unknown ends are not exempt"
+        );
+        set.set_rate(
+            &islands(&[&["*@h"], &["*@g"]]),
+            Rate {
+                bits_per_second: 8000,
+            },
+        );
+        assert!(set.shaping(Some(&n("c@h")), Some(&n("x@g"))).is_none());
+        assert!(!set.shaping(Some(&n("a@h")), Some(&n("x@g"))).is_none());
+        // heal keeps the exemption
+        set.heal();
+        assert!(set.is_empty());
+        assert_eq!(set.exempt_patterns().count(), 1);
+        assert!(set.is_exempt(&n("c@anywhere")));
+        assert!(set.unexempt(&p("c")));
+        assert!(!set.unexempt(&p("c")));
+        assert!(!set.is_exempt(&n("c")));
+    }
+
+    #[test]
+    fn overlapping_patterns() {
+        assert!(p("a").overlaps(&p("a@h")));
+        assert!(p("a@h").overlaps(&p("a")));
+        assert!(!p("a@h").overlaps(&p("a@g")));
+        assert!(p("*@h").overlaps(&p("a@h")));
+        assert!(!p("*@h").overlaps(&p("a")));
+        assert!(!p("a").overlaps(&p("b")));
+        let mut set = PartitionSet::new();
+        set.exempt(&p("a"));
+        assert_eq!(set.exempt_overlap(&p("a@h")), Some(&p("a")));
+        assert_eq!(set.exempt_overlap(&p("b")), None);
     }
 
     #[test]

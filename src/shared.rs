@@ -6,9 +6,11 @@ use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
+use crate::control::chaos::ChaosSlot;
 use crate::control::events::Events;
 use crate::epmd::registry::Registry;
-use crate::partition::{NodeName, PartitionSet};
+use crate::partition::shapes::{fresh_seed, Seeded};
+use crate::partition::{NodeName, PartitionSet, Pattern};
 use crate::proxy::link::LinkTable;
 use crate::sync::Notifier;
 
@@ -28,6 +30,10 @@ pub struct Settings {
     pub cut_patience: Duration,
     /// At most this many control sessions at once.
     pub max_control_sessions: usize,
+    /// Nodes no fault applies to (`--exempt`).
+    pub exempt: Vec<Pattern>,
+    /// The first seed of the random shapes (`--seed`; else from the clock).
+    pub seed: Option<u64>,
 }
 
 impl Default for Settings {
@@ -39,6 +45,8 @@ impl Default for Settings {
             listener_timeout: Duration::from_secs(30),
             cut_patience: Duration::from_secs(2),
             max_control_sessions: 64,
+            exempt: Vec::new(),
+            seed: None,
         }
     }
 }
@@ -60,20 +68,31 @@ pub struct Shared {
     /// The `watch` event stream.
     pub events: Events,
     pub control_sessions: AtomicUsize,
+    /// The random stream of shapes and chaos runs.
+    pub seed: Mutex<Seeded>,
+    /// The chaos run, if any.
+    pub chaos: ChaosSlot,
 }
 
 impl Shared {
     pub fn new(settings: Settings) -> Arc<Shared> {
+        let mut partitions = PartitionSet::new();
+        for node in &settings.exempt {
+            partitions.exempt(node);
+        }
+        let seed = settings.seed.unwrap_or_else(fresh_seed);
         Arc::new(Shared {
             settings,
             registry: Mutex::new(Registry::default()),
             alive_sockets: Mutex::new(HashMap::new()),
-            partitions: Arc::new(RwLock::new(PartitionSet::new())),
+            partitions: Arc::new(RwLock::new(partitions)),
             changes: Notifier::default(),
             links: LinkTable::default(),
             learned_names: Mutex::new(HashMap::new()),
             events: Events::default(),
             control_sessions: AtomicUsize::new(0),
+            seed: Mutex::new(Seeded::new(seed)),
+            chaos: ChaosSlot::default(),
         })
     }
 }

@@ -5,6 +5,12 @@
 //! `links` and `help` answer `OK ...`, then data lines, then `END`;
 //! `watch` answers `OK ...` and then streams `EVENT ...` lines until the
 //! session sends `quit` or goes away.
+//!
+//! Exempt nodes: a command that names one (`cut`, `isolate`, `delay`,
+//! `throttle`, `reset`) is refused with `ERR`, since the fault would never
+//! apply to it; faults written so that they cover one anyway (`*@host`)
+//! skip it, and `reset` leaves its links alone. Shapes and chaos only
+//! choose among the registered nodes that are not exempt.
 
 use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -12,10 +18,12 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::command::{self, Command, Target, END, HELP};
+use super::chaos;
+use super::command::{self, islands_text, Command, Target, END, HELP};
 use super::events::Next;
 use crate::epmd::server::node_type_label;
-use crate::partition::{crosses, format_duration, Islands, Pattern};
+use crate::partition::shapes::{self, Layout, Seeded, Shape};
+use crate::partition::{crosses, format_duration, NodeName, Pattern};
 use crate::proxy::link::Direction;
 use crate::shared::Shared;
 use crate::sync::{lock, read, spawn, write};
@@ -103,7 +111,7 @@ impl LineReader {
     }
 }
 
-fn session(shared: &Shared, stream: TcpStream) {
+fn session(shared: &Arc<Shared>, stream: TcpStream) {
     let peer = stream
         .peer_addr()
         .map(|a| a.to_string())
@@ -193,8 +201,39 @@ fn watch(shared: &Shared, mut lines: LineReader, mut out: TcpStream) {
     let _ = out.shutdown(std::net::Shutdown::Both);
 }
 
+/// `ERR n5 is exempt ...` if a pattern names an exempt node.
+fn refuse_exempt<'p>(
+    shared: &Shared,
+    mut patterns: impl Iterator<Item = &'p Pattern>,
+) -> Option<Vec<String>> {
+    let faults = read(&shared.partitions);
+    patterns.find_map(|pattern| {
+        faults.exempt_overlap(pattern).map(|exempt| {
+            let alias = if exempt == pattern {
+                String::new()
+            } else {
+                format!(" (as {exempt})")
+            };
+            vec![format!(
+                "ERR {pattern} is exempt{alias}: no fault applies to it; unexempt {exempt} first"
+            )]
+        })
+    })
+}
+
 /// Runs a command; returns the reply lines.
-pub fn execute(shared: &Shared, command: &Command) -> Vec<String> {
+pub fn execute(shared: &Arc<Shared>, command: &Command) -> Vec<String> {
+    let named = match command {
+        Command::Cut(target) => target.patterns(),
+        Command::Isolate(nodes) => nodes.iter().collect(),
+        Command::Delay(islands, _) | Command::Throttle(islands, _) | Command::Reset(islands) => {
+            islands.iter().flatten().collect()
+        }
+        _ => Vec::new(),
+    };
+    if let Some(refusal) = refuse_exempt(shared, named.into_iter()) {
+        return refusal;
+    }
     match command {
         Command::Cut(target) => cut(shared, target),
         Command::Fix(target) => fix(shared, target),
@@ -204,7 +243,7 @@ pub fn execute(shared: &Shared, command: &Command) -> Vec<String> {
                 .filter(|node| write(&shared.partitions).isolate(node))
                 .count();
             let names = join(nodes);
-            apply_hold(shared, &format!("isolate {names}"));
+            apply_hold(shared, "fault-applied", &format!("isolate {names}"));
             let mut reply = format!("OK isolate {names}");
             note_unregistered(shared, nodes.iter(), &mut reply);
             if added < nodes.len() {
@@ -226,14 +265,7 @@ pub fn execute(shared: &Shared, command: &Command) -> Vec<String> {
         }
         Command::Delay(islands, delay) => {
             write(&shared.partitions).set_delay(islands, *delay);
-            let mut text = format!(
-                "delay {} {}",
-                islands_text(islands),
-                format_duration(delay.base)
-            );
-            if !delay.jitter.is_zero() {
-                text.push_str(&format!(" jitter {}", format_duration(delay.jitter)));
-            }
+            let text = command.to_string();
             applied(shared, "fault-applied", &text);
             vec![format!("OK {text}")]
         }
@@ -254,9 +286,11 @@ pub fn execute(shared: &Shared, command: &Command) -> Vec<String> {
         }
         Command::Reset(islands) => {
             let mut closed = 0;
+            let faults = read(&shared.partitions).clone();
             for link in shared.links.snapshot() {
                 if let Some(initiator) = link.initiator() {
-                    if crosses(islands, initiator, link.target()) {
+                    let exempt = faults.is_exempt(initiator) || faults.is_exempt(link.target());
+                    if !exempt && crosses(islands, initiator, link.target()) {
                         link.close("reset by control");
                         closed += 1;
                     }
@@ -278,6 +312,44 @@ pub fn execute(shared: &Shared, command: &Command) -> Vec<String> {
         Command::Sleep(duration) => {
             std::thread::sleep(*duration);
             vec![format!("OK slept {}", format_duration(*duration))]
+        }
+        Command::Shape(shape) => shape_command(shared, shape),
+        Command::Seed(Some(seed)) => {
+            *lock(&shared.seed) = Seeded::new(*seed);
+            log_info!("faults: seed {seed}");
+            shared.events.publish(&format!("seed {seed}"));
+            vec![format!("OK seed {seed}")]
+        }
+        Command::Seed(None) => vec![format!("OK seed {}", lock(&shared.seed).seed)],
+        Command::ChaosStart(config) => chaos::start(shared, config),
+        Command::ChaosStop => chaos::stop(shared),
+        Command::ChaosState => chaos::state(shared),
+        Command::Exempt(nodes) => {
+            let removed: usize = {
+                let mut faults = write(&shared.partitions);
+                nodes.iter().map(|node| faults.exempt(node)).sum()
+            };
+            let text = command.to_string();
+            applied(shared, "exempt-changed", &text);
+            let mut reply = format!("OK {text}");
+            note_unregistered(shared, nodes.iter(), &mut reply);
+            if removed > 0 {
+                reply.push_str(" (the faults that named it were removed)");
+            }
+            vec![reply]
+        }
+        Command::Unexempt(nodes) => {
+            let removed = nodes
+                .iter()
+                .filter(|node| write(&shared.partitions).unexempt(node))
+                .count();
+            let text = command.to_string();
+            // A fault written as `*@host` may now hold its links.
+            apply_hold(shared, "exempt-changed", &text);
+            if removed < nodes.len() {
+                return vec![format!("OK {text} (some were not exempt)")];
+            }
+            vec![format!("OK {text}")]
         }
         Command::Status => status(shared),
         Command::Nodes => nodes(shared),
@@ -305,14 +377,6 @@ fn join(patterns: &[Pattern]) -> String {
         .join(",")
 }
 
-fn islands_text(islands: &Islands) -> String {
-    islands
-        .iter()
-        .map(|island| join(island))
-        .collect::<Vec<_>>()
-        .join(" | ")
-}
-
 /// Logs and publishes a fault change, then wakes the relays.
 fn applied(shared: &Shared, kind: &str, text: &str) {
     log_info!("faults: {text}");
@@ -323,8 +387,13 @@ fn applied(shared: &Shared, kind: &str, text: &str) {
 /// After a fault that holds bytes: wakes the relays, then waits for writes
 /// that started before it, so that once the reply is sent no byte crosses.
 /// Returns how many could not be waited for.
-fn apply_hold(shared: &Shared, text: &str) -> usize {
-    applied(shared, "fault-applied", text);
+fn apply_hold(shared: &Shared, kind: &str, text: &str) -> usize {
+    applied(shared, kind, text);
+    drain_held(shared)
+}
+
+/// Waits for the writes in progress on every held direction.
+fn drain_held(shared: &Shared) -> usize {
     let faults = read(&shared.partitions).clone();
     let mut stuck = 0;
     for link in shared.links.snapshot() {
@@ -351,7 +420,7 @@ fn cut(shared: &Shared, target: &Target) -> Vec<String> {
                 .sum(),
         };
     }
-    let stuck = apply_hold(shared, &format!("cut {target}"));
+    let stuck = apply_hold(shared, "fault-applied", &format!("cut {target}"));
     let mut reply = format!("OK cut {target}");
     note_unregistered(shared, target.patterns().into_iter(), &mut reply);
     if stuck > 0 {
@@ -408,9 +477,125 @@ fn note_unregistered<'p>(
     }
 }
 
+/// The registered nodes a shape or chaos step may cut: not exempt, and
+/// named so that the control language can write the name. Sorted.
+pub fn shape_nodes(shared: &Shared) -> Vec<String> {
+    let registered: Vec<String> = lock(&shared.registry)
+        .nodes()
+        .iter()
+        .map(|node| node.name.clone())
+        .collect();
+    let known: Vec<NodeName> = {
+        let learned = lock(&shared.learned_names);
+        registered
+            .iter()
+            .map(|name| {
+                learned.get(name).cloned().unwrap_or_else(|| NodeName {
+                    alive: name.clone(),
+                    host: None,
+                })
+            })
+            .collect()
+    };
+    let faults = read(&shared.partitions);
+    let mut nodes: Vec<String> = registered
+        .into_iter()
+        .zip(known)
+        .filter(|(name, node)| {
+            Pattern::parse(name).is_ok_and(|p| p == Pattern::Alive(name.clone()))
+                && !faults.is_exempt(node)
+        })
+        .map(|(name, _)| name)
+        .collect();
+    nodes.sort();
+    nodes.dedup();
+    nodes
+}
+
+/// `split ...`, `bridge`, `ring`: lays the shape out over the nodes now
+/// registered, drawing from the proxy's seed.
+fn shape_command(shared: &Shared, shape: &Shape) -> Vec<String> {
+    let nodes = shape_nodes(shared);
+    let layout = shapes::layout(shape, &nodes, &mut lock(&shared.seed).rng);
+    match layout {
+        Ok(layout) => apply_layout(shared, &layout),
+        Err(why) => vec![format!("ERR {why}")],
+    }
+}
+
+/// Applies every cut of a layout at once. Replies `OK <shape>: cut ...`,
+/// or for `ring` `OK ring: N cuts`, the cut lines, `END`.
+pub fn apply_layout(shared: &Shared, layout: &Layout) -> Vec<String> {
+    let cuts: Vec<_> = layout
+        .cuts
+        .iter()
+        .map(|islands| {
+            islands
+                .iter()
+                .map(|island| island.iter().cloned().map(Pattern::Alive).collect())
+                .collect::<Vec<Vec<Pattern>>>()
+        })
+        .collect();
+    {
+        let mut faults = write(&shared.partitions);
+        // A node exempted since the layout was computed.
+        let named = cuts.iter().flatten().flatten();
+        if let Some(exempt) = named.clone().find(|p| faults.exempt_overlap(p).is_some()) {
+            return vec![format!(
+                "ERR {exempt} became exempt; {} not applied",
+                layout.shape
+            )];
+        }
+        for islands in &cuts {
+            faults.cut(islands);
+        }
+    }
+    for islands in &cuts {
+        let text = format!("cut {}", islands_text(islands));
+        log_info!("faults: {text} ({})", layout.shape);
+        shared.events.publish(&format!("fault-applied {text}"));
+    }
+    shared.changes.bump();
+    let stuck = drain_held(shared);
+    let stuck_note = if stuck > 0 {
+        format!(" ({stuck} links were mid-write to a receiver that does not read)")
+    } else {
+        String::new()
+    };
+    let head = match &layout.bridge {
+        Some(bridge) => format!("{} {bridge}", layout.shape),
+        None => layout.shape.to_string(),
+    };
+    let lines = layout.cut_lines();
+    if layout.shape == Shape::Ring {
+        let mut reply = vec![format!("OK ring: {} cuts{stuck_note}", lines.len())];
+        reply.extend(lines);
+        reply.push(END.to_owned());
+        reply
+    } else {
+        vec![format!("OK {head}: {}{stuck_note}", lines.join("; "))]
+    }
+}
+
 fn status(shared: &Shared) -> Vec<String> {
-    let faults = read(&shared.partitions).describe();
-    let mut lines = vec![format!("OK {} faults", faults.len())];
+    let (faults, exempt) = {
+        let set = read(&shared.partitions);
+        let exempt: Vec<String> = set.exempt_patterns().map(ToString::to_string).collect();
+        (set.describe(), exempt)
+    };
+    // Settings ride on the header, so the lines stay one per fault.
+    let mut head = format!(
+        "OK {} faults seed={}",
+        faults.len(),
+        lock(&shared.seed).seed
+    );
+    if !exempt.is_empty() {
+        head.push_str(&format!(" exempt={}", exempt.join(",")));
+    }
+    if shared.chaos.is_running() {
+        head.push_str(" chaos=running");
+    }
+    let mut lines = vec![head];
     lines.extend(faults);
     lines.push(END.to_owned());
     lines
@@ -470,4 +655,209 @@ fn links(shared: &Shared) -> Vec<String> {
     }
     lines.push(END.to_owned());
     lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::control::events::Next;
+    use crate::epmd::wire::NodeInfo;
+    use crate::shared::Settings;
+    use std::net::{IpAddr, Ipv4Addr};
+
+    /// A proxy state with `names` registered (no sockets involved).
+    fn shared_with(names: &[&str], settings: Settings) -> Arc<Shared> {
+        let shared = Shared::new(settings);
+        for (i, name) in names.iter().enumerate() {
+            let info = NodeInfo {
+                port: 40_000 + i as u16,
+                node_type: 77,
+                protocol: 0,
+                highest_version: 6,
+                lowest_version: 5,
+                name: name.as_bytes().to_vec(),
+                extra: Vec::new(),
+            };
+            lock(&shared.registry)
+                .register(info, IpAddr::V4(Ipv4Addr::LOCALHOST), -1)
+                .expect("registers");
+        }
+        shared
+    }
+
+    fn run(shared: &Arc<Shared>, line: &str) -> Vec<String> {
+        let command = command::parse(line).unwrap_or_else(|why| panic!("{line}: {why}"));
+        execute(shared, &command)
+    }
+
+    fn seeded(seed: u64) -> Settings {
+        Settings {
+            seed: Some(seed),
+            ..Settings::default()
+        }
+    }
+
+    #[test]
+    fn shapes_reply_with_the_cuts_they_applied() {
+        let shared = shared_with(&["n1", "n2", "n3", "n4", "n5"], seeded(42));
+        assert_eq!(
+            run(&shared, "split halves"),
+            vec!["OK split halves: cut n1,n2 | n3,n4,n5"]
+        );
+        assert_eq!(run(&shared, "status")[0], "OK 6 faults seed=42");
+        run(&shared, "heal");
+        let ring = run(&shared, "ring");
+        assert_eq!(ring.last().map(String::as_str), Some(END));
+        assert!(ring[0].starts_with("OK ring: "), "{ring:?}");
+        // The status lists exactly what the reply said, pair by pair.
+        let cut_lines = &ring[1..ring.len() - 1];
+        let pairs: usize = cut_lines
+            .iter()
+            .map(|line| line.split(" | ").nth(1).map_or(0, |b| b.split(',').count()))
+            .sum();
+        assert_eq!(
+            run(&shared, "status")[0],
+            format!("OK {pairs} faults seed=42")
+        );
+        // Same seed, same layouts.
+        run(&shared, "seed 7");
+        let first = run(&shared, "split random-halves");
+        run(&shared, "seed 7");
+        assert_eq!(run(&shared, "split random-halves"), first);
+        assert_eq!(run(&shared, "seed"), vec!["OK seed 7"]);
+        let sizes = run(&shared, "split sizes 4,2");
+        assert!(sizes[0].starts_with("ERR split sizes 4,2: the sizes add up to 6, but there are 5"));
+    }
+
+    #[test]
+    fn exempt_nodes_are_left_out_and_cannot_be_named() {
+        let settings = Settings {
+            exempt: vec![Pattern::parse("runner").expect("name")],
+            ..seeded(1)
+        };
+        let shared = shared_with(&["n1", "n2", "n3", "runner"], settings);
+        assert_eq!(
+            run(&shared, "status")[0],
+            "OK 0 faults seed=1 exempt=runner"
+        );
+        for refused in [
+            "cut runner | n1",
+            "cut n1 -> runner@host",
+            "isolate n2,runner",
+            "delay n1 | runner 1s",
+            "throttle runner | n1 8kbps",
+            "reset n1 | runner",
+        ] {
+            let reply = run(&shared, refused);
+            assert!(reply[0].starts_with("ERR runner"), "{refused}: {reply:?}");
+        }
+        assert!(read(&shared.partitions).is_empty(), "nothing was stored");
+        for shape in [
+            "split halves",
+            "split one",
+            "split majority",
+            "bridge",
+            "ring",
+        ] {
+            run(&shared, "heal");
+            let reply = run(&shared, shape).join("\n");
+            assert!(reply.starts_with("OK"), "{reply}");
+            assert!(!reply.contains("runner"), "{reply}");
+        }
+        // Exempting a node removes the faults that name it.
+        run(&shared, "heal");
+        run(&shared, "cut n1,n2 | n3");
+        let reply = run(&shared, "exempt n3");
+        assert_eq!(
+            reply,
+            vec!["OK exempt n3 (the faults that named it were removed)"]
+        );
+        assert_eq!(
+            run(&shared, "status")[0],
+            "OK 0 faults seed=1 exempt=n3,runner"
+        );
+        assert_eq!(
+            run(&shared, "split halves"),
+            vec!["OK split halves: cut n1 | n2"]
+        );
+        run(&shared, "exempt n2");
+        assert_eq!(
+            run(&shared, "split one"),
+            vec!["ERR split one needs at least 2 nodes that are not exempt; there are 1"]
+        );
+        run(&shared, "unexempt n2");
+        assert_eq!(
+            run(&shared, "unexempt n3,n9"),
+            vec!["OK unexempt n3,n9 (some were not exempt)"]
+        );
+        assert_eq!(run(&shared, "heal"), vec!["OK healed"]);
+        assert_eq!(
+            run(&shared, "status")[0],
+            "OK 0 faults seed=1 exempt=runner"
+        );
+    }
+
+    #[test]
+    fn chaos_runs_steps_until_stopped_and_ends_healed() {
+        let shared = shared_with(&["a", "b", "c", "d", "e"], seeded(3));
+        let watcher = shared.events.subscribe();
+        let reply = run(
+            &shared,
+            "chaos start seed 9 every 100ms for 50ms shapes ring,bridge faults isolate",
+        );
+        assert_eq!(
+            reply,
+            vec!["OK chaos start seed 9 every 100ms for 50ms shapes ring,bridge faults isolate"]
+        );
+        assert!(run(&shared, "chaos start")[0].starts_with("ERR chaos is running already"));
+        assert!(run(&shared, "status")[0].ends_with(" chaos=running"));
+        let mut events = Vec::new();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while events
+            .iter()
+            .filter(|e: &&String| e.contains(" chaos-heal "))
+            .count()
+            < 3
+        {
+            assert!(std::time::Instant::now() < deadline, "{events:#?}");
+            if let Next::Lines(lines) = watcher.next(Duration::from_millis(100)) {
+                events.extend(lines);
+            }
+        }
+        let reply = run(&shared, "chaos stop");
+        assert!(reply[0].starts_with("OK chaos stopped after "), "{reply:?}");
+        assert_eq!(run(&shared, "status"), vec!["OK 0 faults seed=3", END]);
+        assert_eq!(run(&shared, "chaos"), vec!["OK chaos is not running"]);
+        while let Next::Lines(lines) = watcher.next(Duration::from_millis(100)) {
+            events.extend(lines);
+        }
+        // The events replay from the seed: recompute them.
+        let config = match command::parse(
+            "chaos start seed 9 every 100ms for 50ms shapes ring,bridge faults isolate",
+        ) {
+            Ok(Command::ChaosStart(config)) => config,
+            other => panic!("{other:?}"),
+        };
+        let mut planner = chaos::Planner::new(9, &config);
+        let nodes: Vec<String> = ["a", "b", "c", "d", "e"].map(String::from).to_vec();
+        let steps: Vec<&String> = events
+            .iter()
+            .filter(|e| e.contains(" chaos-step "))
+            .collect();
+        assert!(steps.len() >= 3);
+        for step in &steps {
+            let want = format!(" chaos-step {}", planner.next(&nodes).event_text());
+            assert!(step.ends_with(&want), "{step} vs {want}");
+        }
+        let last = events.last().expect("events");
+        assert!(
+            last.ends_with(&format!(" chaos-stop steps={}", steps.len())),
+            "{last}"
+        );
+        // A second stop still heals and says so.
+        assert_eq!(
+            run(&shared, "chaos stop"),
+            vec!["OK chaos was not running; healed"]
+        );
+    }
 }

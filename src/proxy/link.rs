@@ -204,7 +204,12 @@ enum AcceptState {
 #[derive(Clone, Debug)]
 pub struct Target {
     pub name: String,
+    /// Where the node registered from (nodes register over loopback).
     pub address: IpAddr,
+    /// The address of this host the lookup arrived on: a node bound to
+    /// one interface (`inet_dist_use_interface`) listens there, not on
+    /// loopback.
+    pub host_address: IpAddr,
     pub port: u16,
 }
 
@@ -340,10 +345,12 @@ fn accept_and_relay(
     relay(&shared, &link, client_reader, upstream_reader);
 }
 
-/// Connects to the real node: where it registered from, then loopback.
+/// Connects to the real node: where it registered from, then the address
+/// the lookup arrived on, then loopback.
 fn connect_upstream(target: &Target) -> io::Result<TcpStream> {
     let mut candidates = vec![target.address];
     for fallback in [
+        target.host_address,
         IpAddr::V4(Ipv4Addr::LOCALHOST),
         IpAddr::V6(Ipv6Addr::LOCALHOST),
     ] {

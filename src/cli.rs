@@ -59,21 +59,29 @@ pub enum Subcommand {
 }
 
 /// Send control commands to a running epmdpxy and print the answers.
-/// Exits 0 on OK, 1 on ERR, 2 when it cannot connect.
+/// Exits 0 on OK, 1 on ERR, 2 when it cannot connect. With --at (or
+/// $EPMDPXY_AT) every command goes to each listed proxy at once, each
+/// answer line prefixed by its address; the exit code is the worst one.
 #[derive(FromArgs, Debug)]
 #[argh(
     subcommand,
     name = "ctl",
-    example = "{command_name} status\n  {command_name} 'cut n1,n2 | n3'\n  {command_name} - < scenario.txt"
+    example = "{command_name} status\n{command_name} 'cut n1,n2 | n3'\n{command_name} - < scenario.txt\n{command_name} --at 10.0.0.1:4370,10.0.0.2:4370 'cut *@10.0.0.1 | *@10.0.0.2'",
+    note = "Environment: EPMDPXY_AT, the --at list to use when neither --at nor\n--control-address/--control-port is given."
 )]
 pub struct CtlArgs {
     /// control port to connect to (default: 4370)
-    #[argh(option, default = "4370")]
-    pub control_port: u16,
+    #[argh(option)]
+    pub control_port: Option<u16>,
 
     /// control address to connect to (default: 127.0.0.1)
-    #[argh(option, default = "String::from(\"127.0.0.1\")")]
-    pub control_address: String,
+    #[argh(option)]
+    pub control_address: Option<String>,
+
+    /// comma-separated HOST:PORT list of proxies (one per host) that each
+    /// get every command (default: $EPMDPXY_AT; a missing port is 4370)
+    #[argh(option)]
+    pub at: Option<String>,
 
     /// the command words (quote `|` from the shell), or `-` to read one command per line from stdin
     #[argh(positional, greedy)]

@@ -15,7 +15,7 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     if let Some(Subcommand::Ctl(ctl)) = &args.command {
-        let code = epmdpxy::ctl::run(&ctl.control_address, ctl.control_port, &ctl.words);
+        let code = epmdpxy::ctl::main(ctl);
         return ExitCode::from(u8::try_from(code).unwrap_or(2));
     }
     epmdpxy::log::set_verbosity(args.verbose);

@@ -9,7 +9,7 @@ use epmdpxy::daemon::{self, Listen};
 use epmdpxy::shared::Settings;
 
 fn main() -> ExitCode {
-    let args: Args = argh::from_env();
+    let args: Args = epmdpxy::cli::from_env();
     if args.version {
         println!("epmdpxy {}", env!("CARGO_PKG_VERSION"));
         return ExitCode::SUCCESS;

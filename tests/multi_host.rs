@@ -193,7 +193,7 @@ fn ctl_at_sends_each_command_to_every_proxy() {
         );
     }
 
-    // ERR from any proxy: exit 1, every answer still printed.
+    // ERR (here from both proxies): exit 1, every answer printed.
     let (code, out, _) = ctl(None, &["--at", &both, "cut n1 |"]);
     assert_eq!(code, 1, "{out}");
     assert!(out.lines().count() == 2 && out.lines().all(|l| l.contains(": ERR ")));

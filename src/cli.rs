@@ -2,6 +2,65 @@
 
 use argh::FromArgs;
 
+/// Parses the process's arguments as `argh::from_env` does (same help and
+/// error output, same exit codes), except that `ctl -` (commands from
+/// stdin) works: argh takes a lone `-` for an unknown option unless it
+/// comes after `--`, so one is inserted.
+pub fn from_env() -> Args {
+    let strings: Vec<String> = match std::env::args_os()
+        .map(|arg| arg.into_string())
+        .collect::<Result<Vec<_>, _>>()
+    {
+        Ok(strings) => strings,
+        Err(arg) => {
+            eprintln!("Invalid utf8: {}", arg.to_string_lossy());
+            std::process::exit(1)
+        }
+    };
+    let Some((program, rest)) = strings.split_first() else {
+        eprintln!("No program name, argv is empty");
+        std::process::exit(1)
+    };
+    let command = std::path::Path::new(program)
+        .file_name()
+        .and_then(|name| name.to_str())
+        .unwrap_or(program);
+    let rest = stdin_marker_as_positional(rest);
+    let rest: Vec<&str> = rest.iter().map(String::as_str).collect();
+    Args::from_args(&[command], &rest).unwrap_or_else(|early_exit| match early_exit.status {
+        Ok(()) => {
+            println!("{}", early_exit.output);
+            std::process::exit(0)
+        }
+        Err(()) => {
+            eprintln!(
+                "{}\nRun {command} --help for more information.",
+                early_exit.output
+            );
+            std::process::exit(1)
+        }
+    })
+}
+
+/// `ctl ... -` → `ctl ... -- -`, when no `--` came before the `-`.
+fn stdin_marker_as_positional(args: &[String]) -> Vec<String> {
+    let mut out = Vec::with_capacity(args.len() + 1);
+    let mut in_ctl = false;
+    let mut escaped = false;
+    for arg in args {
+        if !in_ctl && arg == "ctl" {
+            in_ctl = true;
+        } else if in_ctl && arg == "--" {
+            escaped = true;
+        } else if in_ctl && !escaped && arg == "-" {
+            out.push("--".to_owned());
+            escaped = true;
+        }
+        out.push(arg.clone());
+    }
+    out
+}
+
 /// epmdpxy: a drop-in EPMD (Erlang Port Mapper Daemon) that proxies every
 /// distribution link, so a text control port can cut and heal network
 /// partitions between real Erlang nodes on one machine.
@@ -69,23 +128,67 @@ pub enum Subcommand {
 }
 
 /// Send control commands to a running epmdpxy and print the answers.
-/// Exits 0 on OK, 1 on ERR, 2 when it cannot connect.
+/// Exits 0 on OK, 1 on ERR, 2 when it cannot connect. With --at (or
+/// $EPMDPXY_AT) every command goes to each listed proxy at once, each
+/// answer line prefixed by its address; the exit code is the worst one.
 #[derive(FromArgs, Debug)]
 #[argh(
     subcommand,
     name = "ctl",
-    example = "{command_name} status\n  {command_name} 'cut n1,n2 | n3'\n  {command_name} - < scenario.txt"
+    example = "{command_name} status\n{command_name} 'cut n1,n2 | n3'\n{command_name} - < scenario.txt\n{command_name} --at 10.0.0.1:4370,10.0.0.2:4370 'cut *@10.0.0.1 | *@10.0.0.2'",
+    note = "Environment: EPMDPXY_AT, the --at list to use when neither --at nor\n--control-address/--control-port is given."
 )]
 pub struct CtlArgs {
     /// control port to connect to (default: 4370)
-    #[argh(option, default = "4370")]
-    pub control_port: u16,
+    #[argh(option)]
+    pub control_port: Option<u16>,
 
     /// control address to connect to (default: 127.0.0.1)
-    #[argh(option, default = "String::from(\"127.0.0.1\")")]
-    pub control_address: String,
+    #[argh(option)]
+    pub control_address: Option<String>,
+
+    /// comma-separated HOST:PORT list of proxies (one per host) that each
+    /// get every command (default: $EPMDPXY_AT; a missing port is 4370)
+    #[argh(option)]
+    pub at: Option<String>,
 
     /// the command words (quote `|` from the shell), or `-` to read one command per line from stdin
     #[argh(positional, greedy)]
     pub words: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(args: &[&str]) -> Vec<String> {
+        args.iter().map(|arg| (*arg).to_owned()).collect()
+    }
+
+    #[test]
+    fn ctl_reads_stdin_with_a_lone_dash() {
+        let fixed = stdin_marker_as_positional(&strings(&["ctl", "--at", "h:1", "-"]));
+        assert_eq!(fixed, strings(&["ctl", "--at", "h:1", "--", "-"]));
+        let parsed = Args::from_args(
+            &["epmdpxy"],
+            &fixed.iter().map(String::as_str).collect::<Vec<_>>(),
+        )
+        .expect("parses");
+        let Some(Subcommand::Ctl(ctl)) = parsed.command else {
+            panic!("not ctl: {parsed:?}");
+        };
+        assert_eq!(ctl.words, ["-"]);
+        assert_eq!(ctl.at.as_deref(), Some("h:1"));
+        // Left alone: an explicit `--`, a dash that is not ctl's, words.
+        for unchanged in [
+            &["ctl", "--", "-"][..],
+            &["-v", "--port", "1"],
+            &["ctl", "cut", "a", "|", "b"],
+        ] {
+            assert_eq!(
+                stdin_marker_as_positional(&strings(unchanged)),
+                strings(unchanged)
+            );
+        }
+    }
 }

@@ -10,13 +10,13 @@ use epmdpxy::partition::Pattern;
 use epmdpxy::shared::Settings;
 
 fn main() -> ExitCode {
-    let args: Args = argh::from_env();
+    let args: Args = epmdpxy::cli::from_env();
     if args.version {
         println!("epmdpxy {}", env!("CARGO_PKG_VERSION"));
         return ExitCode::SUCCESS;
     }
     if let Some(Subcommand::Ctl(ctl)) = &args.command {
-        let code = epmdpxy::ctl::run(&ctl.control_address, ctl.control_port, &ctl.words);
+        let code = epmdpxy::ctl::main(ctl);
         return ExitCode::from(u8::try_from(code).unwrap_or(2));
     }
     epmdpxy::log::set_verbosity(args.verbose);

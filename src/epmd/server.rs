@@ -229,6 +229,7 @@ fn port_please2(shared: &Arc<Shared>, mut stream: TcpStream, name: &str, local: 
     let target = Target {
         name: node.name.clone(),
         address: node.peer,
+        host_address: local,
         port: node.info.port,
     };
     listener.serve(Arc::clone(shared), target, shared.settings.listener_timeout);

@@ -17,6 +17,9 @@
 //! one buffer. Each side's name is read from the handshake as it passes:
 //! the initiator's `send_name` (held until read, so the first byte already
 //! obeys the cuts) and the target's challenge (which carries its full name).
+//! Until the target's host is known, faults naming a host do not apply to
+//! it: at most the initiator's first message crosses such a cut, and the
+//! challenge that answers it is held.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::io::{self, Read, Write};
@@ -55,6 +58,14 @@ pub struct Link {
     /// Its full name, once its challenge has been read (or learnt from an
     /// earlier link).
     target_full: OnceLock<NodeName>,
+    /// The target as faults see it while its full name is not known: its
+    /// registered name with an empty host, which no pattern names (a
+    /// pattern's host is never empty). So `n1` applies from the first
+    /// byte, but `n1@h1` or `*@h1` only once the host is known: with one
+    /// proxy per host, the `app` registered here may well be `app@h2`,
+    /// and holding its first link for a fault on `app@h1` would hold it
+    /// for good (nothing would ever teach the proxy its host).
+    target_host_unknown: NodeName,
     /// The node that connected; set once the handshake has been read
     /// (`None` inside: it could not be read).
     initiator: OnceLock<Option<NodeName>>,
@@ -111,11 +122,12 @@ impl Link {
         self.bytes[direction.index()].load(Ordering::Relaxed)
     }
 
-    /// Source and destination node of `direction`.
+    /// Source and destination node of `direction`, as faults see them.
     fn ends(&self, direction: Direction) -> (Option<&NodeName>, Option<&NodeName>) {
+        let target = self.target_full.get().unwrap_or(&self.target_host_unknown);
         match direction {
-            Direction::Up => (self.initiator(), Some(self.target())),
-            Direction::Down => (Some(self.target()), self.initiator()),
+            Direction::Up => (self.initiator(), Some(target)),
+            Direction::Down => (Some(target), self.initiator()),
         }
     }
 
@@ -220,7 +232,12 @@ enum AcceptState {
 #[derive(Clone, Debug)]
 pub struct Target {
     pub name: String,
+    /// Where the node registered from (nodes register over loopback).
     pub address: IpAddr,
+    /// The address of this host the lookup arrived on: a node bound to
+    /// one interface (`inet_dist_use_interface`) listens there, not on
+    /// loopback.
+    pub host_address: IpAddr,
     pub port: u16,
 }
 
@@ -341,6 +358,10 @@ fn accept_and_relay(
         id: shared.links.next_id(),
         target_alive: NodeName::parse(&target.name),
         target_full,
+        target_host_unknown: NodeName {
+            alive: target.name.clone(),
+            host: Some(String::new()),
+        },
         initiator: OnceLock::new(),
         proxy_port: port,
         opened: Instant::now(),
@@ -357,10 +378,12 @@ fn accept_and_relay(
     relay(&shared, &link, client_reader, upstream_reader);
 }
 
-/// Connects to the real node: where it registered from, then loopback.
+/// Connects to the real node: where it registered from, then the address
+/// the lookup arrived on, then loopback.
 fn connect_upstream(target: &Target) -> io::Result<TcpStream> {
     let mut candidates = vec![target.address];
     for fallback in [
+        target.host_address,
         IpAddr::V4(Ipv4Addr::LOCALHOST),
         IpAddr::V6(Ipv6Addr::LOCALHOST),
     ] {

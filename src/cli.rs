@@ -37,7 +37,8 @@ pub fn from_env() -> Args {
                 "{}\nRun {command} --help for more information.",
                 early_exit.output
             );
-            std::process::exit(1)
+            // 2, like ctl's "cannot connect": 1 means the proxy said ERR.
+            std::process::exit(2)
         }
     })
 }
@@ -67,7 +68,7 @@ fn stdin_marker_as_positional(args: &[String]) -> Vec<String> {
 #[derive(FromArgs, Debug)]
 #[argh(
     example = "Start it, point nodes at it, then cut from another terminal:\n  {command_name} --port 4369\n  ERL_EPMD_PORT=4369 erl -sname n1 -start_epmd false\n  {command_name} ctl 'cut n1 | n2'",
-    note = "Control commands (nc localhost 4370, `epmdpxy ctl`, or `help` on the control port):\n  cut, fix, isolate, rejoin, delay, throttle, reset, clear, heal, watch, sleep, status, nodes, links, help, quit\n  (grammar and examples: docs/control-protocol.md)\nEnvironment: ERL_EPMD_PORT (default port), ERL_EPMD_ADDRESS (default addresses),\nERL_EPMD_RELAXED_COMMAND_CHECK (set: as --relaxed-command-check)."
+    note = "Control commands (nc localhost 4370, `epmdpxy ctl`, or `help` on the control port):\n  cut, fix, isolate, rejoin, delay, throttle, reset, clear, heal, watch, sleep,\n  split, bridge, ring, seed, chaos, exempt, unexempt, status, nodes, links, help, quit\n  (grammar and examples: docs/control-protocol.md)\nEnvironment: ERL_EPMD_PORT (default port), ERL_EPMD_ADDRESS (default addresses),\nERL_EPMD_RELAXED_COMMAND_CHECK (set: as --relaxed-command-check)."
 )]
 pub struct Args {
     /// TCP port for EPMD requests (default: $ERL_EPMD_PORT, else 4369; 0 picks a free port)
@@ -135,6 +136,8 @@ pub enum Subcommand {
 #[argh(
     subcommand,
     name = "ctl",
+    // `epmdpxy ctl help` sends `help` to the proxy; only --help is ours.
+    help_triggers("--help"),
     example = "{command_name} status\n{command_name} 'cut n1,n2 | n3'\n{command_name} - < scenario.txt\n{command_name} --at 10.0.0.1:4370,10.0.0.2:4370 'cut *@10.0.0.1 | *@10.0.0.2'",
     note = "Environment: EPMDPXY_AT, the --at list to use when neither --at nor\n--control-address/--control-port is given."
 )]

@@ -24,7 +24,12 @@ pub fn write(level: u8, message: std::fmt::Arguments<'_>) {
     if enabled(level) {
         // Not eprintln!: it panics when stderr is gone (a closed pipe), and
         // a lost log line must never take a relay thread down with it.
-        let _ = writeln!(std::io::stderr().lock(), "{} {}", timestamp(SystemTime::now()), message);
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "{} {}",
+            timestamp(SystemTime::now()),
+            message
+        );
     }
 }
 

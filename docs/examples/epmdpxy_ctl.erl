@@ -61,7 +61,7 @@
 %% Lines of epmdpxy output kept for log/1.
 -define(LOG_LINES, 10000).
 %% Commands whose reply is `OK ...', data lines, then `END'.
--define(MULTI_LINE, ["status", "nodes", "links", "help"]).
+-define(MULTI_LINE, ["status", "nodes", "links", "help", "ring"]).
 
 %% Keeps epmdpxy's pipe from the VM on fd 3 (background jobs get
 %% /dev/null as stdin), runs epmdpxy, and kills it as soon as that pipe

@@ -42,7 +42,7 @@ defmodule EpmdpxyCtl do
   # Lines of epmdpxy output kept for log/1.
   @log_lines 10_000
   # Commands whose reply is `OK ...`, data lines, then `END`.
-  @multi_line ~w(status nodes links help)
+  @multi_line ~w(status nodes links help ring)
 
   # Keeps epmdpxy's pipe from the VM on fd 3 (background jobs get
   # /dev/null as stdin), runs epmdpxy, and kills it as soon as that pipe

@@ -520,14 +520,19 @@ pub fn parse_duration(text: &str, max: Duration) -> Result<Duration, String> {
     let value: f64 = number
         .parse()
         .map_err(|_| format!("bad duration '{text}' (e.g. 200ms, 2s)"))?;
-    let seconds = match unit {
-        "ms" => value / 1000.0,
-        "s" => value,
-        "m" => value * 60.0,
+    let millis = match unit {
+        "ms" => value,
+        "s" => value * 1000.0,
+        "m" => value * 60_000.0,
         _ => return Err(format!("bad duration '{text}': unit must be ms, s or m")),
     };
-    let duration =
-        Duration::try_from_secs_f64(seconds).map_err(|_| format!("bad duration '{text}'"))?;
+    // Whole milliseconds only, so `status` prints exactly what is in force.
+    if !millis.is_finite() || (millis - millis.round()).abs() > 1e-6 {
+        return Err(format!(
+            "bad duration '{text}': durations are whole milliseconds"
+        ));
+    }
+    let duration = Duration::from_millis(millis.round() as u64);
     if duration > max {
         return Err(format!(
             "duration '{text}' is longer than {}s",
@@ -745,6 +750,12 @@ mod tests {
         assert!(parse_duration("ms", max).is_err());
         assert!(parse_duration("1e3s", max).is_err());
         assert!(parse_duration("3", max).is_err());
+        assert!(parse_duration("0.5ms", max).is_err(), "sub-millisecond");
+        assert!(parse_duration("1.2345s", max).is_err(), "sub-millisecond");
+        assert_eq!(
+            parse_duration("1.234s", max),
+            Ok(Duration::from_millis(1234))
+        );
     }
 
     #[test]

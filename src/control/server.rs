@@ -285,23 +285,30 @@ pub fn execute(shared: &Arc<Shared>, command: &Command) -> Vec<String> {
             vec![format!("OK {text}")]
         }
         Command::Reset(islands) => {
-            let mut closed = 0;
             let faults = read(&shared.partitions).clone();
-            for link in shared.links.snapshot() {
-                if let Some(initiator) = link.initiator() {
-                    let exempt = faults.is_exempt(initiator) || faults.is_exempt(link.target());
-                    if !exempt && crosses(islands, initiator, link.target()) {
-                        link.close("reset by control");
-                        closed += 1;
-                    }
-                }
-            }
-            shared.changes.bump();
+            let doomed: Vec<_> = shared
+                .links
+                .snapshot()
+                .into_iter()
+                .filter(|link| {
+                    link.initiator().is_some_and(|initiator| {
+                        let exempt = faults.is_exempt(initiator) || faults.is_exempt(link.target());
+                        !exempt && crosses(islands, initiator, link.target())
+                    })
+                })
+                .collect();
             let text = format!("reset {}", islands_text(islands));
+            let closed = doomed.len();
             log_info!("faults: {text} ({closed} links closed)");
+            // Announced before the links close, so watchers see the cause
+            // before its effects (the link-close events).
             shared
                 .events
                 .publish(&format!("fault-applied {text} links={closed}"));
+            for link in doomed {
+                link.close("reset by control");
+            }
+            shared.changes.bump();
             vec![format!("OK {text} ({closed} links closed)")]
         }
         Command::Heal => {

@@ -664,6 +664,15 @@ impl<'a> Pump<'a> {
         match self.source.read(self.buffer.space()) {
             Ok(0) => self.end = Some(End::Eof),
             Ok(n) => {
+                // A delay or cap may have been set while this read waited:
+                // then the chunk takes the shaped path like any later one.
+                let shaping = self.shaping();
+                if !shaping.is_none() {
+                    let chunk = self.buffer.filled(n).to_vec();
+                    self.buffer.adapt(n);
+                    self.enqueue(chunk, &shaping);
+                    return true;
+                }
                 let buffer = std::mem::take(&mut self.buffer);
                 let delivered = self.deliver(buffer.filled(n), &Shaping::default());
                 self.buffer = buffer;

@@ -29,8 +29,9 @@ const NODE_STOP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Polling interval of `wait_until`.
 const POLL_INTERVAL: Duration = Duration::from_millis(50);
 
-/// Commands whose control-port reply spans several lines ending in `END`.
-const MULTI_LINE_COMMANDS: &[&str] = &["status", "nodes", "links", "help"];
+/// Commands whose control-port reply spans several lines ending in `END`
+/// (the proxy's own list, so the harness cannot fall behind it).
+use epmdpxy::control::command::MULTI_LINE_COMMANDS;
 
 // ---------------------------------------------------------------------------
 // Erlang availability

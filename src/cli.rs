@@ -40,6 +40,11 @@ pub struct Args {
     #[argh(option, default = "30")]
     pub listener_timeout: u64,
 
+    /// proxy listeners that may wait for their connection at once; lookups
+    /// beyond are answered "not found" (default: 1024)
+    #[argh(option, default = "1024")]
+    pub max_pending_listeners: usize,
+
     /// log node, link and fault events to stderr; twice for every EPMD request
     #[argh(switch, short = 'v')]
     pub verbose: u8,

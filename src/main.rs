@@ -56,6 +56,7 @@ fn start(args: &Args) -> Result<(), String> {
             || std::env::var_os("ERL_EPMD_RELAXED_COMMAND_CHECK").is_some(),
         packet_timeout: Duration::from_secs(args.packet_timeout),
         listener_timeout: Duration::from_secs(args.listener_timeout),
+        max_pending_listeners: args.max_pending_listeners,
         ..Settings::default()
     };
     let listen = Listen {

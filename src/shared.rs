@@ -27,6 +27,9 @@ pub struct Settings {
     pub cut_patience: Duration,
     /// At most this many control sessions at once.
     pub max_control_sessions: usize,
+    /// At most this many proxy listeners waiting for their connection;
+    /// further lookups are answered "not found".
+    pub max_pending_listeners: usize,
 }
 
 impl Default for Settings {
@@ -38,6 +41,7 @@ impl Default for Settings {
             listener_timeout: Duration::from_secs(30),
             cut_patience: Duration::from_secs(2),
             max_control_sessions: 64,
+            max_pending_listeners: 1024,
         }
     }
 }
@@ -54,6 +58,8 @@ pub struct Shared {
     pub changes: Notifier,
     pub links: LinkTable,
     pub control_sessions: AtomicUsize,
+    /// Proxy listeners handed out and not yet connected to or expired.
+    pub pending_listeners: AtomicUsize,
 }
 
 impl Shared {
@@ -66,6 +72,7 @@ impl Shared {
             changes: Notifier::default(),
             links: LinkTable::default(),
             control_sessions: AtomicUsize::new(0),
+            pending_listeners: AtomicUsize::new(0),
         })
     }
 }

@@ -45,6 +45,11 @@ pub struct Args {
     #[argh(option, default = "1024")]
     pub max_pending_listeners: usize,
 
+    /// control sessions open at once; one more is answered
+    /// `ERR too many control sessions` and closed (default: 64)
+    #[argh(option, default = "64")]
+    pub max_control_sessions: usize,
+
     /// log node, link and fault events to stderr; twice for every EPMD request
     #[argh(switch, short = 'v')]
     pub verbose: u8,

@@ -57,6 +57,7 @@ fn start(args: &Args) -> Result<(), String> {
         packet_timeout: Duration::from_secs(args.packet_timeout),
         listener_timeout: Duration::from_secs(args.listener_timeout),
         max_pending_listeners: args.max_pending_listeners,
+        max_control_sessions: args.max_control_sessions,
         ..Settings::default()
     };
     let listen = Listen {

@@ -479,7 +479,11 @@ impl LimitedProxy {
         let deadline = Instant::now() + TIMEOUT;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            let line = rx.recv_timeout(left).expect("a ready line");
+            let Ok(line) = rx.recv_timeout(left) else {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("no ready line from epmdpxy under ulimit -n {max_files}");
+            };
             let port = |key: &str| {
                 line.split(' ')
                     .find_map(|w| w.strip_prefix(key))
@@ -646,6 +650,9 @@ fn descriptor_exhaustion_refuses_new_work_and_keeps_links() {
         }
     };
     assert_eq!(answer, None, "a lookup with no descriptor for its listener");
+    wait_until(TIMEOUT, "the refused lookup to be logged", || {
+        proxy.log().contains("cannot open a proxy listener")
+    });
     let log = proxy.log();
     let reason = log
         .lines()

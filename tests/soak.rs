@@ -138,7 +138,7 @@ fn read_stream(
             }
             offset += take as u64;
             data = &data[take..];
-            if offset % BLOCK as u64 == 0 {
+            if offset.is_multiple_of(BLOCK as u64) {
                 fill_block(&table, stream, offset / BLOCK as u64, &mut expected);
             }
         }

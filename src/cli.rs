@@ -40,6 +40,11 @@ pub struct Args {
     #[argh(option, default = "30")]
     pub listener_timeout: u64,
 
+    /// seconds a new link waits for the connecting node's first handshake
+    /// message before it is closed (default: 30)
+    #[argh(option, default = "30")]
+    pub handshake_timeout: u64,
+
     /// proxy listeners that may wait for their connection at once; lookups
     /// beyond are answered "not found" (default: 1024)
     #[argh(option, default = "1024")]

@@ -56,6 +56,7 @@ fn start(args: &Args) -> Result<(), String> {
             || std::env::var_os("ERL_EPMD_RELAXED_COMMAND_CHECK").is_some(),
         packet_timeout: Duration::from_secs(args.packet_timeout),
         listener_timeout: Duration::from_secs(args.listener_timeout),
+        handshake_timeout: Duration::from_secs(args.handshake_timeout),
         max_pending_listeners: args.max_pending_listeners,
         max_control_sessions: args.max_control_sessions,
         ..Settings::default()

@@ -23,6 +23,9 @@ pub struct Settings {
     pub packet_timeout: Duration,
     /// A proxy listener nobody connects to is closed after this long.
     pub listener_timeout: Duration,
+    /// A link whose initiator has not sent its first handshake message
+    /// (or [`crate::proxy::handshake::MAX_SEND_NAME`] bytes) by then is closed.
+    pub handshake_timeout: Duration,
     /// How long a cut waits for a write already in progress to finish.
     pub cut_patience: Duration,
     /// At most this many control sessions at once.
@@ -39,6 +42,7 @@ impl Default for Settings {
             relaxed_command_check: false,
             packet_timeout: Duration::from_secs(60),
             listener_timeout: Duration::from_secs(30),
+            handshake_timeout: Duration::from_secs(30),
             cut_patience: Duration::from_secs(2),
             max_control_sessions: 64,
             max_pending_listeners: 1024,

@@ -340,7 +340,16 @@ fn relay(shared: &Arc<Shared>, link: &Arc<Link>, mut client: TcpStream, upstream
     let mut buffer = RelayBuffer::new();
     let mut pending = Vec::new();
     let mut initial_end = None;
+    // A node sends its name at once; a connection that stays silent (or
+    // dribbles) must not hold the link, its threads and sockets forever.
+    let patience = shared.settings.handshake_timeout;
+    let deadline = Instant::now() + patience;
     let initiator = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || client.set_read_timeout(Some(left)).is_err() {
+            initial_end = Some(End::Error(format!("no handshake within {patience:?}")));
+            break None;
+        }
         match client.read(buffer.space()) {
             Ok(0) => {
                 initial_end = Some(End::Eof);
@@ -355,12 +364,22 @@ fn relay(shared: &Arc<Shared>, link: &Arc<Link>, mut client: TcpStream, upstream
                 }
             }
             Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+            // the deadline is checked at the top
+            Err(err)
+                if matches!(
+                    err.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                continue
+            }
             Err(err) => {
                 initial_end = Some(End::Error(err.to_string()));
                 break None;
             }
         }
     };
+    let _ = client.set_read_timeout(None);
     let _ = link.initiator.set(initiator);
     // The target may have learnt nothing yet, but a cut may now apply.
     shared.changes.bump();

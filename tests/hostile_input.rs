@@ -1707,3 +1707,56 @@ fn kill_and_stop_only_from_local_peers() {
         refuses(SocketAddr::from((Ipv4Addr::LOCALHOST, proxy.control_port)))
     });
 }
+
+/// A connection to a proxy listener that never completes its first
+/// handshake message — silent, or dribbling — is closed after
+/// `--handshake-timeout`, and its link goes away, even though the node
+/// behind it already gave up. What it did send is passed on first.
+#[test]
+fn silent_initiators_are_closed_after_the_handshake_timeout() {
+    let proxy = Proxy::start(&["-v", "--handshake-timeout", "1"]);
+    let sink = Sink::start(proxy.epmd_port, &format!("patient{}", proxy.epmd_port));
+    let port = lookup(proxy.epmd_port, &sink.name).expect("lookup");
+    let mut silent = connect(port);
+    let port = lookup(proxy.epmd_port, &sink.name).expect("lookup");
+    let mut dribbler = connect(port);
+    let hello = encode_send_name_v6(0x0d_7fbd, 1, "slow@localhost");
+    let started = Instant::now();
+    let mut sent = Vec::new();
+    for &byte in &hello[..hello.len() - 1] {
+        if dribbler.write_all(&[byte]).is_err() || started.elapsed() > Duration::from_secs(4) {
+            break;
+        }
+        sent.push(byte);
+        thread::sleep(Duration::from_millis(150));
+    }
+    for (what, stream) in [("silent", &mut silent), ("dribbling", &mut dribbler)] {
+        let mut rest = Vec::new();
+        let read = stream.read_to_end(&mut rest).map_err(|e| e.kind());
+        assert!(
+            !matches!(
+                read,
+                Err(io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)
+            ),
+            "the {what} initiator is still connected after {:?}",
+            started.elapsed()
+        );
+    }
+    // Both sink connections end; the dribbler's bytes arrived first.
+    let mut got = [
+        sink.next_connection("first"),
+        sink.next_connection("second"),
+    ];
+    got.sort();
+    assert_eq!(got[0], b"");
+    assert!(
+        sent.starts_with(&got[1]) && !got[1].is_empty(),
+        "{got:?} vs {sent:?}"
+    );
+    wait_until(EXCHANGE_TIMEOUT, "both links to be gone", || {
+        link_count(&proxy) == 0
+    });
+    wait_until(EXCHANGE_TIMEOUT, "the reason to be logged", || {
+        proxy.log().matches("no handshake within 1s").count() == 2
+    });
+}

@@ -110,6 +110,21 @@ pub struct Args {
     #[argh(option)]
     pub seed: Option<u64>,
 
+    /// seconds a new link waits for the connecting node's first handshake
+    /// message before it is closed (default: 30)
+    #[argh(option, default = "30")]
+    pub handshake_timeout: u64,
+
+    /// proxy listeners that may wait for their connection at once; lookups
+    /// beyond are answered "not found" (default: 1024)
+    #[argh(option, default = "1024")]
+    pub max_pending_listeners: usize,
+
+    /// control sessions open at once; one more is answered
+    /// `ERR too many control sessions` and closed (default: 64)
+    #[argh(option, default = "64")]
+    pub max_control_sessions: usize,
+
     /// log node, link and fault events to stderr; twice for every EPMD request
     #[argh(switch, short = 'v')]
     pub verbose: u8,

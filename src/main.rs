@@ -65,6 +65,9 @@ fn start(args: &Args) -> Result<(), String> {
         listener_timeout: Duration::from_secs(args.listener_timeout),
         exempt,
         seed: args.seed,
+        handshake_timeout: Duration::from_secs(args.handshake_timeout),
+        max_pending_listeners: args.max_pending_listeners,
+        max_control_sessions: args.max_control_sessions,
         ..Settings::default()
     };
     let listen = Listen {

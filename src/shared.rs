@@ -26,6 +26,9 @@ pub struct Settings {
     pub packet_timeout: Duration,
     /// A proxy listener nobody connects to is closed after this long.
     pub listener_timeout: Duration,
+    /// A link whose initiator has not sent its first handshake message
+    /// (or [`crate::proxy::handshake::MAX_SEND_NAME`] bytes) by then is closed.
+    pub handshake_timeout: Duration,
     /// How long a cut waits for a write already in progress to finish.
     pub cut_patience: Duration,
     /// At most this many control sessions at once.
@@ -34,6 +37,9 @@ pub struct Settings {
     pub exempt: Vec<Pattern>,
     /// The first seed of the random shapes (`--seed`; else from the clock).
     pub seed: Option<u64>,
+    /// At most this many proxy listeners waiting for their connection;
+    /// further lookups are answered "not found".
+    pub max_pending_listeners: usize,
 }
 
 impl Default for Settings {
@@ -43,10 +49,12 @@ impl Default for Settings {
             relaxed_command_check: false,
             packet_timeout: Duration::from_secs(60),
             listener_timeout: Duration::from_secs(30),
+            handshake_timeout: Duration::from_secs(30),
             cut_patience: Duration::from_secs(2),
             max_control_sessions: 64,
             exempt: Vec::new(),
             seed: None,
+            max_pending_listeners: 1024,
         }
     }
 }
@@ -72,6 +80,8 @@ pub struct Shared {
     pub seed: Mutex<Seeded>,
     /// The chaos run, if any.
     pub chaos: ChaosSlot,
+    /// Proxy listeners handed out and not yet connected to or expired.
+    pub pending_listeners: AtomicUsize,
 }
 
 impl Shared {
@@ -93,6 +103,7 @@ impl Shared {
             control_sessions: AtomicUsize::new(0),
             seed: Mutex::new(Seeded::new(seed)),
             chaos: ChaosSlot::default(),
+            pending_listeners: AtomicUsize::new(0),
         })
     }
 }

@@ -29,7 +29,7 @@ use crate::shared::Shared;
 use crate::sync::{lock, read, spawn, write};
 use crate::{log_info, log_warn};
 
-/// Longest command line accepted, in bytes.
+/// Longest command line accepted, in bytes, without its `\n` or `\r\n`.
 pub const MAX_LINE: usize = 4096;
 
 /// Accepts control sessions forever, one thread each.
@@ -86,7 +86,9 @@ impl LineReader {
                 if line.last() == Some(&b'\r') {
                     line.pop();
                 }
-                if std::mem::take(&mut self.discarding) {
+                // The whole line counts, not only what was buffered before
+                // its newline arrived in the same read.
+                if std::mem::take(&mut self.discarding) || line.len() > MAX_LINE {
                     return Ok(Some(Line::TooLong));
                 }
                 return Ok(Some(match String::from_utf8(line) {
@@ -94,7 +96,9 @@ impl LineReader {
                     Err(_) => Line::NotUtf8,
                 }));
             }
-            if self.buffer.len() > MAX_LINE {
+            // No newline yet: past MAX_LINE (plus a possible '\r') the line
+            // is too long whatever follows, so stop keeping its bytes.
+            if self.buffer.len() > MAX_LINE + 1 {
                 self.buffer.clear();
                 self.discarding = true;
             }

@@ -5,6 +5,7 @@
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Shutdown, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -205,6 +206,16 @@ fn port_please2(shared: &Arc<Shared>, mut stream: TcpStream, name: &str, local: 
         let _ = stream.write_all(&wire::encode_port2_not_found());
         return;
     };
+    // Each waiting listener holds a socket and two threads until it is
+    // connected to or expires: bound how many a flood of lookups can open.
+    let Some(_slot) = PendingSlot::take(shared) else {
+        log_warn!(
+            "lookup of {name}: {} proxy listeners are already waiting for their connection (--max-pending-listeners); answered not found",
+            shared.settings.max_pending_listeners
+        );
+        let _ = stream.write_all(&wire::encode_port2_not_found());
+        return;
+    };
     // The asker reached us at `local`, so it can reach a listener there.
     let listener = match ProxyListener::bind(local) {
         Ok(listener) => listener,
@@ -233,6 +244,24 @@ fn port_please2(shared: &Arc<Shared>, mut stream: TcpStream, name: &str, local: 
         port: node.info.port,
     };
     listener.serve(Arc::clone(shared), target, shared.settings.listener_timeout);
+}
+
+/// One of the `--max-pending-listeners` places, held while a proxy
+/// listener waits for its connection; given back on drop.
+struct PendingSlot<'a>(&'a AtomicUsize);
+
+impl PendingSlot<'_> {
+    fn take(shared: &Shared) -> Option<PendingSlot<'_>> {
+        let before = shared.pending_listeners.fetch_add(1, Ordering::SeqCst);
+        let slot = PendingSlot(&shared.pending_listeners);
+        (before < shared.settings.max_pending_listeners).then_some(slot)
+    }
+}
+
+impl Drop for PendingSlot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// NAMES_REQ: our port, then every node, newest registration first.

@@ -413,58 +413,68 @@ struct Handshake {
 }
 
 /// Reads from `source` until `parse` finds a name or gives up (bounded by
-/// [`MAX_SEND_NAME`] bytes). Nothing is forwarded meanwhile.
+/// [`MAX_SEND_NAME`] bytes). Nothing is forwarded meanwhile. With
+/// `patience`, a source that has not said enough by then ends the link
+/// (its bytes so far are still passed on first).
 fn read_handshake(
     source: &mut TcpStream,
     buffer: &mut RelayBuffer,
     parse: fn(&[u8]) -> SendName,
+    patience: Option<Duration>,
 ) -> Handshake {
+    let deadline = patience.map(|patience| (Instant::now() + patience, patience));
     let mut received = Vec::new();
-    loop {
-        match source.read(buffer.space()) {
-            Ok(0) => {
-                return Handshake {
-                    name: None,
-                    received,
-                    end: Some(End::Eof),
-                }
+    let outcome = |received, name, end| Handshake {
+        name,
+        received,
+        end,
+    };
+    let handshake = loop {
+        if let Some((deadline, patience)) = deadline {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || source.set_read_timeout(Some(left)).is_err() {
+                let why = format!("no handshake within {patience:?}");
+                break outcome(received, None, Some(End::Error(why)));
             }
+        }
+        match source.read(buffer.space()) {
+            Ok(0) => break outcome(received, None, Some(End::Eof)),
             Ok(n) => {
                 received.extend_from_slice(buffer.filled(n));
                 match parse(&received) {
                     SendName::NeedMore if received.len() < MAX_SEND_NAME => continue,
                     SendName::Name(name) => {
-                        return Handshake {
-                            name: Some(NodeName::parse(&name)),
-                            received,
-                            end: None,
-                        }
+                        break outcome(received, Some(NodeName::parse(&name)), None)
                     }
-                    _ => {
-                        return Handshake {
-                            name: None,
-                            received,
-                            end: None,
-                        }
-                    }
+                    _ => break outcome(received, None, None),
                 }
             }
             Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
-            Err(err) => {
-                return Handshake {
-                    name: None,
-                    received,
-                    end: Some(End::Error(err.to_string())),
-                }
+            // a timed-out read: the deadline is checked at the top
+            Err(err)
+                if matches!(
+                    err.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                continue
             }
+            Err(err) => break outcome(received, None, Some(End::Error(err.to_string()))),
         }
+    };
+    if deadline.is_some() {
+        let _ = source.set_read_timeout(None);
     }
+    handshake
 }
 
 /// Reads the initiator's name, starts the Down thread and runs Up here.
 fn relay(shared: &Arc<Shared>, link: &Arc<Link>, mut client: TcpStream, upstream: TcpStream) {
     let mut buffer = RelayBuffer::new();
-    let handshake = read_handshake(&mut client, &mut buffer, parse_send_name);
+    // A node sends its name at once; a connection that stays silent (or
+    // dribbles) must not hold a link, its threads and sockets forever.
+    let patience = Some(shared.settings.handshake_timeout);
+    let handshake = read_handshake(&mut client, &mut buffer, parse_send_name, patience);
     let _ = link.initiator.set(handshake.name);
     // A cut naming the initiator may apply now.
     shared.changes.bump();
@@ -490,7 +500,9 @@ fn relay(shared: &Arc<Shared>, link: &Arc<Link>, mut client: TcpStream, upstream
     let spawned = spawn("relay-down", move || {
         let mut upstream = upstream;
         let mut buffer = RelayBuffer::new();
-        let challenge = read_handshake(&mut upstream, &mut buffer, parse_challenge);
+        // No deadline here: while a cut holds the initiator's name, the
+        // target rightly says nothing, and the link must stall, not close.
+        let challenge = read_handshake(&mut upstream, &mut buffer, parse_challenge, None);
         if let Some(full) = challenge.name {
             if full.alive == down_link.target_alive.alive {
                 lock(&down_shared.learned_names).insert(full.alive.clone(), full.clone());

@@ -111,8 +111,9 @@ fn ctl_with_input(at_env: Option<&str>, args: &[&str], input: &str) -> (i32, Str
 
 #[test]
 fn ctl_at_sends_each_command_to_every_proxy() {
-    let one = Proxy::start(&[]);
-    let two = Proxy::start(&[]);
+    // fixed seeds: they show in the status header compared below
+    let one = Proxy::start(&["--seed", "1"]);
+    let two = Proxy::start(&["--seed", "2"]);
     let a = format!("127.0.0.1:{}", one.control_port);
     let b = format!("127.0.0.1:{}", two.control_port);
     let both = format!("{a},{b}");
@@ -143,10 +144,10 @@ fn ctl_at_sends_each_command_to_every_proxy() {
     assert_eq!(
         out.lines().collect::<Vec<_>>(),
         vec![
-            format!("{a}: OK 1 faults"),
+            format!("{a}: OK 1 faults seed=1"),
             format!("{a}: cut n1 | n2"),
             format!("{a}: END"),
-            format!("{b}: OK 1 faults"),
+            format!("{b}: OK 1 faults seed=2"),
             format!("{b}: cut n1 | n2"),
             format!("{b}: END"),
         ],

@@ -108,8 +108,8 @@ impl Link {
     /// Who has closed their side while the close waits to be passed on
     /// (e.g. held by a cut), for `links`.
     pub fn pending_close(&self) -> Option<String> {
-        let up = self.ended[Direction::Up.index()].load(Ordering::Relaxed);
-        let down = self.ended[Direction::Down.index()].load(Ordering::Relaxed);
+        let ended = |direction: Direction| self.ended[direction.index()].load(Ordering::Relaxed);
+        let (up, down) = (ended(Direction::Up), ended(Direction::Down));
         match (up, down) {
             (false, false) => None,
             (true, false) => Some(self.initiator_label()),
@@ -640,7 +640,8 @@ impl<'a> Pump<'a> {
             }
         }
         if self.end.is_some() {
-            self.link.ended[self.direction.index()].store(true, Ordering::Relaxed);
+            let direction = self.direction;
+            self.link.ended[direction.index()].store(true, Ordering::Relaxed);
             if let Some(&(due, _)) = self.queue.front() {
                 self.sleep_until(due);
                 return true;
@@ -772,8 +773,8 @@ impl<'a> Pump<'a> {
                 ));
                 return false;
             }
-            self.link.bytes[self.direction.index()]
-                .fetch_add(slice.len() as u64, Ordering::Relaxed);
+            let direction = self.direction;
+            self.link.bytes[direction.index()].fetch_add(slice.len() as u64, Ordering::Relaxed);
             drop(gate);
             if let Some(rate) = shaping.rate {
                 let cost = Duration::from_secs_f64(slice.len() as f64 / rate.bytes_per_second());

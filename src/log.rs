@@ -33,6 +33,31 @@ pub fn write(level: u8, message: std::fmt::Arguments<'_>) {
     }
 }
 
+/// Lets a repeating warning (e.g. accept failing while file descriptors run
+/// out) through once per interval, counting the ones it holds back.
+#[derive(Default)]
+pub struct RateLimit {
+    last: Option<std::time::Instant>,
+    held_back: u64,
+}
+
+impl RateLimit {
+    /// `Some(n)` when a line may be logged now (`n` lines were held back
+    /// since the last one), `None` to stay quiet.
+    pub fn allow(&mut self, interval: std::time::Duration) -> Option<u64> {
+        let now = std::time::Instant::now();
+        if self
+            .last
+            .is_some_and(|last| now.duration_since(last) < interval)
+        {
+            self.held_back += 1;
+            return None;
+        }
+        self.last = Some(now);
+        Some(std::mem::take(&mut self.held_back))
+    }
+}
+
 /// Always printed: start-up, warnings, errors.
 #[macro_export]
 macro_rules! log_warn {
@@ -85,6 +110,15 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn rate_limit_counts_what_it_holds_back() {
+        let mut limit = RateLimit::default();
+        assert_eq!(limit.allow(Duration::from_secs(60)), Some(0));
+        assert_eq!(limit.allow(Duration::from_secs(60)), None);
+        assert_eq!(limit.allow(Duration::from_secs(60)), None);
+        assert_eq!(limit.allow(Duration::ZERO), Some(2));
+    }
 
     #[test]
     fn formats_known_instants() {

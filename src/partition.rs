@@ -140,6 +140,19 @@ impl fmt::Display for Pattern {
 /// Islands as written in `cut a,b | c`: each inner list is one island.
 pub type Islands = Vec<Vec<Pattern>>;
 
+/// Most rules (directed pairs cut, delayed or capped, plus isolated names)
+/// in force at once. Every relayed chunk is checked against the rules, so
+/// they are bounded: one 4 KiB `cut` line could otherwise name ~360,000
+/// pairs.
+pub const MAX_RULES: usize = 10_000;
+
+/// How many directed pairs `islands` names, without listing them.
+pub fn pair_count(islands: &Islands) -> usize {
+    let sizes: Vec<usize> = islands.iter().map(Vec::len).collect();
+    let total: usize = sizes.iter().sum();
+    sizes.iter().map(|size| size * (total - size)).sum()
+}
+
 /// Every directed pair between different islands.
 fn pairs_across(islands: &Islands) -> Vec<(Pattern, Pattern)> {
     let mut pairs = Vec::new();
@@ -356,6 +369,11 @@ impl PartitionSet {
         self.shaping.clear();
     }
 
+    /// How many rules are in force (see [`MAX_RULES`]).
+    pub fn rule_count(&self) -> usize {
+        self.held.len() + self.isolated.len() + self.shaping.len()
+    }
+
     /// True when nothing is in force.
     pub fn is_empty(&self) -> bool {
         self.held.is_empty() && self.isolated.is_empty() && self.shaping.is_empty()
@@ -511,6 +529,18 @@ mod tests {
         assert!(set.holds(Some(&n("a")), Some(&n("c"))));
         set.heal();
         assert!(set.is_empty());
+    }
+
+    #[test]
+    fn pair_counts_match_the_pairs() {
+        for spec in [
+            &[&["a"][..], &["b"]][..],
+            &[&["a", "b"], &["c", "d", "e"]],
+            &[&["a"], &["b"], &["c", "d"]],
+        ] {
+            let set = islands(spec);
+            assert_eq!(pair_count(&set), pairs_across(&set).len(), "{spec:?}");
+        }
     }
 
     #[test]

@@ -1316,3 +1316,42 @@ fn sub_millisecond_durations_are_refused_so_status_stays_exact() {
         "status after replaying status"
     );
 }
+
+/// One control line may name hundreds of nodes; the rules every relayed
+/// chunk is checked against are capped (10,000), so such a line is refused
+/// as a whole and nothing of it is applied.
+#[test]
+fn the_number_of_fault_rules_is_capped() {
+    let proxy = Proxy::start(&[]);
+    let island = |prefix: &str, n: usize| {
+        (0..n)
+            .map(|i| format!("{prefix}{i}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    // 2 × 100 × 100 = 20,000 directed pairs
+    let reply = proxy.ctl(&format!("cut {} | {}", island("a", 100), island("b", 100)));
+    assert!(reply.starts_with("ERR too many faults"), "{reply}");
+    let status = ctl_ok(&proxy, "status");
+    assert!(
+        status.starts_with("OK 0 faults"),
+        "nothing was applied: {status}"
+    );
+    // 2 × 50 × 50 = 5,000 pairs fit, twice more do not
+    ctl_ok(
+        &proxy,
+        &format!("cut {} | {}", island("a", 50), island("b", 50)),
+    );
+    ctl_ok(
+        &proxy,
+        &format!("delay {} | {} 10ms", island("c", 50), island("d", 49)),
+    );
+    let reply = proxy.ctl(&format!(
+        "throttle {} | {} 1mbps",
+        island("e", 10),
+        island("f", 10)
+    ));
+    assert!(reply.starts_with("ERR too many faults"), "{reply}");
+    // status shows each both-ways pair once: 2,500 cuts + 2,450 delays
+    assert!(ctl_ok(&proxy, "status").starts_with("OK 4950 faults"));
+}

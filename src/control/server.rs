@@ -23,7 +23,7 @@ use super::command::{self, islands_text, Command, Target, END, HELP};
 use super::events::Next;
 use crate::epmd::server::node_type_label;
 use crate::partition::shapes::{self, Layout, Seeded, Shape};
-use crate::partition::{crosses, format_duration, NodeName, Pattern};
+use crate::partition::{crosses, format_duration, pair_count, NodeName, Pattern, MAX_RULES};
 use crate::proxy::link::Direction;
 use crate::shared::Shared;
 use crate::sync::{lock, read, spawn, write};
@@ -34,6 +34,7 @@ pub const MAX_LINE: usize = 4096;
 
 /// Accepts control sessions forever, one thread each.
 pub fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
+    let mut accept_errors = crate::log::RateLimit::default();
     for incoming in listener.incoming() {
         match incoming {
             Ok(mut stream) => {
@@ -56,7 +57,11 @@ pub fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
                 }
             }
             Err(err) => {
-                log_warn!("control: accept failed: {err}");
+                if let Some(held_back) = accept_errors.allow(Duration::from_secs(5)) {
+                    log_warn!(
+                        "control: accept failed: {err} ({held_back} more since the last report)"
+                    );
+                }
                 std::thread::sleep(Duration::from_millis(100));
             }
         }
@@ -237,6 +242,20 @@ pub fn execute(shared: &Arc<Shared>, command: &Command) -> Vec<String> {
     };
     if let Some(refusal) = refuse_exempt(shared, named.into_iter()) {
         return refusal;
+    }
+    let adds = match command {
+        Command::Cut(Target::Islands(islands))
+        | Command::Delay(islands, _)
+        | Command::Throttle(islands, _) => pair_count(islands),
+        Command::Cut(Target::OneWay { from, to }) => from.len() * to.len(),
+        Command::Isolate(nodes) => nodes.len(),
+        _ => 0,
+    };
+    let in_force = read(&shared.partitions).rule_count();
+    if adds > 0 && in_force + adds > MAX_RULES {
+        return vec![format!(
+            "ERR too many faults: this names {adds} node pairs, {in_force} rules are in force, the limit is {MAX_RULES} (heal, or name fewer nodes)"
+        )];
     }
     match command {
         Command::Cut(target) => cut(shared, target),

@@ -17,6 +17,7 @@ use crate::{log_debug, log_info, log_warn};
 
 /// Accepts EPMD connections forever, one thread each.
 pub fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
+    let mut accept_errors = crate::log::RateLimit::default();
     for incoming in listener.incoming() {
         match incoming {
             Ok(stream) => {
@@ -26,7 +27,11 @@ pub fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
                 }
             }
             Err(err) => {
-                log_warn!("epmd: accept failed: {err}");
+                if let Some(held_back) = accept_errors.allow(Duration::from_secs(5)) {
+                    log_warn!(
+                        "epmd: accept failed: {err} ({held_back} more since the last report)"
+                    );
+                }
                 // e.g. out of file descriptors: do not spin
                 std::thread::sleep(Duration::from_millis(100));
             }

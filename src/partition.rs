@@ -193,9 +193,9 @@ impl Rate {
 impl fmt::Display for Rate {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let bits = self.bits_per_second;
-        if bits >= 1_000_000 && bits % 1_000_000 == 0 {
+        if bits >= 1_000_000 && bits.is_multiple_of(1_000_000) {
             write!(f, "{}mbps", bits / 1_000_000)
-        } else if bits >= 1000 && bits % 1000 == 0 {
+        } else if bits >= 1000 && bits.is_multiple_of(1000) {
             write!(f, "{}kbps", bits / 1000)
         } else {
             write!(f, "{bits}bps")
@@ -206,7 +206,7 @@ impl fmt::Display for Rate {
 /// Formats a duration the way the control language reads it.
 pub fn format_duration(duration: Duration) -> String {
     let ms = duration.as_millis();
-    if ms >= 1000 && ms % 1000 == 0 {
+    if ms >= 1000 && ms.is_multiple_of(1000) {
         format!("{}s", ms / 1000)
     } else {
         format!("{ms}ms")

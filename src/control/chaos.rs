@@ -249,12 +249,19 @@ fn plan_fault(fault: ChaosFault, nodes: &[String], rng: &mut Rng) -> Result<Comm
             nodes.len()
         ));
     }
+    // With 2 nodes or more (checked above) neither of the two `else`
+    // branches below is taken.
     if fault == ChaosFault::Isolate {
-        let node = nodes[rng.below(nodes.len())].clone();
-        return Ok(Command::Isolate(vec![Pattern::Alive(node)]));
+        let Some(node) = rng.choose(nodes) else {
+            return Err("isolate: no node to isolate".to_owned());
+        };
+        return Ok(Command::Isolate(vec![Pattern::Alive(node.clone())]));
     }
     let halves = layout(&Shape::RandomHalves, nodes, rng)?;
-    let islands = patterns(&halves.cuts[0]);
+    let Some(cut) = halves.cuts.first() else {
+        return Err(format!("{}: random halves gave no cut", fault.name()));
+    };
+    let islands = patterns(cut);
     Ok(match fault {
         ChaosFault::Delay => {
             let base = Duration::from_millis(100 * (1 + rng.below(5) as u64));
@@ -267,11 +274,15 @@ fn plan_fault(fault: ChaosFault, nodes: &[String], rng: &mut Rng) -> Result<Comm
             )
         }
         ChaosFault::Throttle => {
-            const KBPS: [u64; 3] = [8, 64, 512];
+            let kbps: u64 = match rng.below(3) {
+                0 => 8,
+                1 => 64,
+                _ => 512,
+            };
             Command::Throttle(
                 islands,
                 Rate {
-                    bits_per_second: KBPS[rng.below(KBPS.len())] * 1000,
+                    bits_per_second: kbps * 1000,
                 },
             )
         }

@@ -57,6 +57,12 @@ impl Rng {
         }
     }
 
+    /// A uniform pick from `items` (`None` when it is empty), drawing as
+    /// `below(items.len())` does.
+    pub fn choose<'a, T>(&mut self, items: &'a [T]) -> Option<&'a T> {
+        items.get(self.below(items.len()))
+    }
+
     /// Fisher–Yates.
     pub fn shuffle<T>(&mut self, items: &mut [T]) {
         for i in (1..items.len()).rev() {
@@ -224,7 +230,10 @@ pub fn layout(shape: &Shape, nodes: &[String], rng: &mut Rng) -> Result<Layout, 
         Shape::Halves => vec![bisect(&sorted)],
         Shape::RandomHalves => vec![bisect(&shuffled(rng))],
         Shape::One => {
-            let alone = sorted[rng.below(n)].clone();
+            // n ≥ 2 was checked above, so there is a node to pick.
+            let Some(alone) = rng.choose(&sorted).cloned() else {
+                return Err(format!("{shape}: no node to pick"));
+            };
             let rest = sorted.iter().filter(|&name| *name != alone).cloned();
             let rest: Vec<String> = rest.collect();
             vec![vec![vec![alone], rest]]
@@ -235,13 +244,17 @@ pub fn layout(shape: &Shape, nodes: &[String], rng: &mut Rng) -> Result<Layout, 
             vec![vec![sorted_island(big), sorted_island(small)]]
         }
         Shape::Sizes(sizes) => {
-            let order = shuffled(rng);
-            let mut islands = Vec::new();
-            let mut at = 0;
-            for &size in sizes {
-                islands.push(sorted_island(&order[at..at + size]));
-                at += size;
-            }
+            // The sizes add up to n (checked above): each island takes the
+            // next `size` nodes of the shuffled order.
+            let mut order = shuffled(rng).into_iter();
+            let islands = sizes
+                .iter()
+                .map(|&size| {
+                    let mut island: Vec<String> = order.by_ref().take(size).collect();
+                    island.sort();
+                    island
+                })
+                .collect();
             vec![islands]
         }
         Shape::Bridge => {
@@ -249,8 +262,12 @@ pub fn layout(shape: &Shape, nodes: &[String], rng: &mut Rng) -> Result<Layout, 
             // half keeps its links to both halves.
             let order = shuffled(rng);
             let (first, second) = order.split_at(n / 2);
-            bridge = Some(second[0].clone());
-            vec![vec![sorted_island(first), sorted_island(&second[1..])]]
+            // n ≥ 3 was checked above, so the second half is not empty.
+            let Some((middle, rest)) = second.split_first() else {
+                return Err(format!("{shape}: no node for the bridge"));
+            };
+            bridge = Some(middle.clone());
+            vec![vec![sorted_island(first), sorted_island(rest)]]
         }
         Shape::Ring => ring_cuts(&sorted, &ring_links(n, rng)),
     };
@@ -290,9 +307,8 @@ fn ring_links(n: usize, rng: &mut Rng) -> Vec<BTreeSet<usize>> {
     rng.shuffle(&mut order);
     if n <= 3 {
         let mut sees: Vec<BTreeSet<usize>> = (0..n).map(|i| BTreeSet::from([i])).collect();
-        for pair in order.windows(2) {
-            sees[pair[0]].insert(pair[1]);
-            sees[pair[1]].insert(pair[0]);
+        for (&a, &b) in order.iter().zip(order.iter().skip(1)) {
+            link(&mut sees, a, b);
         }
         return sees;
     }
@@ -311,15 +327,24 @@ fn ring_links(n: usize, rng: &mut Rng) -> Vec<BTreeSet<usize>> {
 /// How many stochastic rings are drawn before falling back to an exact one.
 pub const RING_ATTEMPTS: usize = 64;
 
+/// Links `a` and `b` both ways (indexes past `sees` are ignored).
+fn link(sees: &mut [BTreeSet<usize>], a: usize, b: usize) {
+    if let Some(seen) = sees.get_mut(a) {
+        seen.insert(b);
+    }
+    if let Some(seen) = sees.get_mut(b) {
+        seen.insert(a);
+    }
+}
+
 /// Each node in `order` sees the `k` nodes on each side of it.
 fn circulant(order: &[usize], k: usize) -> Vec<BTreeSet<usize>> {
     let n = order.len();
     let mut sees: Vec<BTreeSet<usize>> = (0..n).map(|i| BTreeSet::from([i])).collect();
     for (position, &node) in order.iter().enumerate() {
-        for step in 1..=k {
-            let other = order[(position + step) % n];
-            sees[node].insert(other);
-            sees[other].insert(node);
+        // the next k in the ring, wrapping around
+        for &other in order.iter().cycle().skip(position + 1).take(k) {
+            link(&mut sees, node, other);
         }
     }
     sees
@@ -331,21 +356,38 @@ fn stochastic_ring(n: usize, rng: &mut Rng) -> Vec<BTreeSet<usize>> {
     loop {
         let least = sees.iter().map(BTreeSet::len).min().unwrap_or(need);
         if least >= need {
-            return sees;
+            break;
         }
-        let lonely: Vec<usize> = (0..n).filter(|&i| sees[i].len() == least).collect();
-        let a = lonely[rng.below(lonely.len())];
-        let strangers: Vec<usize> = (0..n).filter(|j| !sees[a].contains(j)).collect();
-        // `a` sees fewer than a majority, so it has strangers.
-        let fewest = strangers.iter().map(|&j| sees[j].len()).min().unwrap_or(0);
+        // Neither pick below can find its list empty: `least` is some
+        // node's count, and `a` sees fewer than a majority, so it has
+        // strangers.
+        let lonely: Vec<(usize, &BTreeSet<usize>)> = sees
+            .iter()
+            .enumerate()
+            .filter(|(_, seen)| seen.len() == least)
+            .collect();
+        let Some(&(a, seen_by_a)) = rng.choose(&lonely) else {
+            break;
+        };
+        // (index, how many it sees) of each node `a` does not see
+        let strangers: Vec<(usize, usize)> = sees
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| !seen_by_a.contains(j))
+            .map(|(j, seen)| (j, seen.len()))
+            .collect();
+        let fewest = strangers.iter().map(|&(_, len)| len).min().unwrap_or(0);
         let candidates: Vec<usize> = strangers
             .into_iter()
-            .filter(|&j| sees[j].len() == fewest)
+            .filter(|&(_, len)| len == fewest)
+            .map(|(j, _)| j)
             .collect();
-        let b = candidates[rng.below(candidates.len())];
-        sees[a].insert(b);
-        sees[b].insert(a);
+        let Some(&b) = rng.choose(&candidates) else {
+            break;
+        };
+        link(&mut sees, a, b);
     }
+    sees
 }
 
 fn all_distinct(sees: &[BTreeSet<usize>]) -> bool {
@@ -357,10 +399,13 @@ fn all_distinct(sees: &[BTreeSet<usize>]) -> bool {
 /// `cut node | the later nodes it must not see`.
 fn ring_cuts(sorted: &[String], sees: &[BTreeSet<usize>]) -> Vec<CutIslands> {
     let mut cuts = Vec::new();
-    for (i, name) in sorted.iter().enumerate() {
-        let unseen: Vec<String> = (i + 1..sorted.len())
-            .filter(|j| !sees[i].contains(j))
-            .map(|j| sorted[j].clone())
+    for (i, (name, seen)) in sorted.iter().zip(sees).enumerate() {
+        let unseen: Vec<String> = sorted
+            .iter()
+            .enumerate()
+            .skip(i + 1)
+            .filter(|(j, _)| !seen.contains(j))
+            .map(|(_, other)| other.clone())
             .collect();
         if !unseen.is_empty() {
             cuts.push(vec![vec![name.clone()], unseen]);

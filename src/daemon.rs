@@ -25,10 +25,12 @@ pub struct Listen {
 /// 127.0.1.1). Erlang nodes ask a peer's EPMD at the address the peer's
 /// host name resolves to, so EPMD must answer there; OTP's epmd listens on
 /// every address by default, which covers it. With an explicit list,
-/// loopback is always added, as epmd does, unless an unspecified address
-/// (0.0.0.0, ::) already covers it. Returns `(address, required)` pairs: a
-/// failure to bind a required one is fatal, the others are skipped with a
-/// note.
+/// loopback is always added, as epmd does: 127.0.0.1 unless 0.0.0.0 is
+/// asked for, ::1 unless :: is. On Linux `::` is dual-stack (it takes IPv4
+/// too, and a later 0.0.0.0 or 127.0.0.1 on the same port fails as "in
+/// use"), so `::` is bound first and what it may cover is not required.
+/// Returns `(address, required)` pairs: a failure to bind a required one
+/// is fatal, the others are skipped with a note.
 pub fn epmd_addresses(asked: Option<&[IpAddr]>, host_loopbacks: &[IpAddr]) -> Vec<(IpAddr, bool)> {
     let v4 = IpAddr::V4(Ipv4Addr::LOCALHOST);
     let v6 = IpAddr::V6(Ipv6Addr::LOCALHOST);
@@ -41,17 +43,22 @@ pub fn epmd_addresses(asked: Option<&[IpAddr]>, host_loopbacks: &[IpAddr]) -> Ve
         }
         return out;
     };
+    let any_v4 = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+    let any_v6 = IpAddr::V6(Ipv6Addr::UNSPECIFIED);
+    let dual_stack = asked.contains(&any_v6);
     let mut out: Vec<(IpAddr, bool)> = Vec::new();
+    if dual_stack {
+        out.push((any_v6, true));
+    }
     for &address in asked {
         if !out.iter().any(|(a, _)| *a == address) {
-            out.push((address, true));
+            // Under `::` an IPv4 address may already be taken by it.
+            out.push((address, !(dual_stack && address.is_ipv4())));
         }
     }
-    if !asked.iter().any(IpAddr::is_unspecified) {
-        for loopback in [v4, v6] {
-            if !out.iter().any(|(a, _)| *a == loopback) {
-                out.push((loopback, false));
-            }
+    for (loopback, covered_by) in [(v4, any_v4), (v6, any_v6)] {
+        if !asked.contains(&covered_by) && !out.iter().any(|(a, _)| *a == loopback) {
+            out.push((loopback, false));
         }
     }
     out
@@ -142,6 +149,17 @@ pub fn run(listen: Listen, mut settings: Settings) -> Result<(), String> {
                 epmd_listeners.push((address, listener));
             }
             Err(err) if required => return Err(bind_error("EPMD", socket, &err)),
+            Err(err)
+                if address.is_ipv4()
+                    && err.kind() == io::ErrorKind::AddrInUse
+                    && epmd_listeners
+                        .iter()
+                        .any(|(bound, _): &(IpAddr, TcpListener)| {
+                            *bound == IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+                        }) =>
+            {
+                log_info!("{socket} is served by the dual-stack [::]:{port} listener");
+            }
             Err(err) => log_info!("not listening on {socket}: {err}"),
         }
     }
@@ -206,7 +224,16 @@ mod tests {
         );
         assert_eq!(
             epmd_addresses(Some(&[ip("0.0.0.0")]), &[]),
-            vec![(ip("0.0.0.0"), true)]
+            vec![(ip("0.0.0.0"), true), (ip("::1"), false)]
+        );
+        // `::` first (dual-stack); IPv4 after it may fail as in use.
+        assert_eq!(
+            epmd_addresses(Some(&[ip("0.0.0.0"), ip("::")]), &[]),
+            vec![(ip("::"), true), (ip("0.0.0.0"), false)]
+        );
+        assert_eq!(
+            epmd_addresses(Some(&[ip("::")]), &[]),
+            vec![(ip("::"), true), (ip("127.0.0.1"), false)]
         );
         assert_eq!(
             epmd_addresses(Some(&[ip("::1")]), &[]),

@@ -785,3 +785,65 @@ fn inet6_nodes_register_and_connect_through_the_proxy() {
         "the inet6 connection is not a proxied link:\n{links}"
     );
 }
+
+/// `--address ::` (every address, dual-stack, as epmd's default covers):
+/// both loopbacks answer, and a lookup over IPv4 gets a proxy that relays
+/// to the node.
+#[test]
+fn address_any_ipv6_is_dual_stack() {
+    if !require_ipv6_loopback() {
+        return;
+    }
+    let proxy = Proxy::start(&["--address", "::"]);
+    for address in [Ipv4Addr::LOCALHOST.into(), Ipv6Addr::LOCALHOST.into()] {
+        assert_eq!(names_over(address, proxy.epmd_port), Ok(String::new()));
+    }
+    // A stand-in node: a listener registered under the name "dual".
+    let node = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("stand-in node");
+    let node_port = node.local_addr().expect("address").port();
+    let mut body = vec![b'x'];
+    body.extend_from_slice(&node_port.to_be_bytes());
+    body.extend_from_slice(&[77, 0, 0, 6, 0, 5, 0, 4]);
+    body.extend_from_slice(b"dual\0\0");
+    let mut registration =
+        TcpStream::connect((Ipv4Addr::LOCALHOST, proxy.epmd_port)).expect("connect");
+    registration
+        .write_all(&[&(body.len() as u16).to_be_bytes()[..], &body].concat())
+        .expect("register");
+    let mut reply = [0u8; 6];
+    registration.read_exact(&mut reply).expect("ALIVE2 reply");
+    assert_eq!(reply[..2], [118, 0]);
+
+    let mut lookup = TcpStream::connect((Ipv4Addr::LOCALHOST, proxy.epmd_port)).expect("connect");
+    lookup
+        .write_all(&[0, 5, b'z', b'd', b'u', b'a', b'l'])
+        .expect("PORT2");
+    lookup
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let mut found = Vec::new();
+    lookup.read_to_end(&mut found).expect("PORT2 reply");
+    assert_eq!(found[..2], [119, 0], "{found:?}");
+    let proxy_port = u16::from_be_bytes([found[2], found[3]]);
+    assert_ne!(proxy_port, node_port);
+    let mut client = TcpStream::connect((Ipv4Addr::LOCALHOST, proxy_port)).expect("proxy port");
+    client.write_all(b"through").expect("send");
+    node.set_nonblocking(true).expect("nonblocking");
+    let deadline = Instant::now() + SETTLE_TIMEOUT;
+    let mut upstream = loop {
+        match node.accept() {
+            Ok((upstream, _)) => break upstream,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && Instant::now() < deadline => {
+                thread::sleep(Duration::from_millis(10))
+            }
+            Err(e) => panic!("the proxy never connected to the node: {e}"),
+        }
+    };
+    upstream.set_nonblocking(false).expect("blocking");
+    upstream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let mut got = [0u8; 7];
+    upstream.read_exact(&mut got).expect("relayed bytes");
+    assert_eq!(&got, b"through");
+}

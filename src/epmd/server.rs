@@ -159,7 +159,10 @@ fn handle_connection(shared: &Arc<Shared>, mut stream: TcpStream) {
     let local_peer = is_local_peer(peer.ip(), local.ip());
     log_debug!("epmd: {peer}: {request:?}");
     match request {
-        Request::Alive2(info) if local_peer => alive2(shared, stream, info, peer.ip()),
+        Request::Alive2(info) if local_peer => {
+            // Under a dual-stack `::` listener IPv4 peers show as ::ffff:a.b.c.d.
+            alive2(shared, stream, info, canonical(peer.ip()))
+        }
         Request::PortPlease2 { name } => port_please2(shared, stream, &name, local.ip()),
         Request::Names => names(shared, stream),
         Request::Dump if local_peer => dump(shared, stream),

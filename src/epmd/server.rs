@@ -128,9 +128,7 @@ fn read_request(stream: &mut TcpStream, deadline: Instant) -> Result<Vec<u8>, Re
         let space = buf.get_mut(got..want).unwrap_or_default();
         got += read_some(stream, space, deadline).map_err(ReadFailure::Io)?;
     }
-    buf.truncate(want);
-    buf.drain(..2);
-    Ok(buf)
+    Ok(buf.get(2..want).unwrap_or_default().to_vec())
 }
 
 /// Reads one request and serves it.

@@ -2,13 +2,80 @@
 
 use argh::FromArgs;
 
+/// Parses the process's arguments as `argh::from_env` does (same help and
+/// error output, same exit codes), except that `ctl -` (commands from
+/// stdin) works: argh takes a lone `-` for an unknown option unless it
+/// comes after `--`, so one is inserted.
+pub fn from_env() -> Args {
+    let strings: Vec<String> = match std::env::args_os()
+        .map(|arg| arg.into_string())
+        .collect::<Result<Vec<_>, _>>()
+    {
+        Ok(strings) => strings,
+        Err(arg) => {
+            eprintln!("Invalid utf8: {}", arg.to_string_lossy());
+            std::process::exit(1)
+        }
+    };
+    let Some((program, rest)) = strings.split_first() else {
+        eprintln!("No program name, argv is empty");
+        std::process::exit(1)
+    };
+    let command = std::path::Path::new(program)
+        .file_name()
+        .and_then(|name| name.to_str())
+        .unwrap_or(program);
+    let rest = match epmd_style_args(rest.to_vec()) {
+        Ok(rest) => rest,
+        Err(message) => {
+            eprintln!("{command}: {message}");
+            std::process::exit(2)
+        }
+    };
+    let rest = stdin_marker_as_positional(&rest);
+    let rest: Vec<&str> = rest.iter().map(String::as_str).collect();
+    Args::from_args(&[command], &rest).unwrap_or_else(|early_exit| match early_exit.status {
+        Ok(()) => {
+            println!("{}", early_exit.output);
+            std::process::exit(0)
+        }
+        Err(()) => {
+            eprintln!(
+                "{}\nRun {command} --help for more information.",
+                early_exit.output
+            );
+            // 2, like ctl's "cannot connect": 1 means the proxy said ERR.
+            std::process::exit(2)
+        }
+    })
+}
+
+/// `ctl ... -` → `ctl ... -- -`, when no `--` came before the `-`.
+fn stdin_marker_as_positional(args: &[String]) -> Vec<String> {
+    let mut out = Vec::with_capacity(args.len() + 1);
+    let mut in_ctl = false;
+    let mut escaped = false;
+    for arg in args {
+        if !in_ctl && arg == "ctl" {
+            in_ctl = true;
+        } else if in_ctl && arg == "--" {
+            escaped = true;
+        } else if in_ctl && !escaped && arg == "-" {
+            out.push("--".to_owned());
+            escaped = true;
+        }
+        out.push(arg.clone());
+    }
+    out
+}
+
 /// epmdpxy: a drop-in EPMD (Erlang Port Mapper Daemon) that proxies every
 /// distribution link, so a text control port can cut and heal network
 /// partitions between real Erlang nodes on one machine.
 #[derive(FromArgs, Debug)]
 #[argh(
     example = "Start it, point nodes at it, then cut from another terminal:\n  {command_name} --port 4369\n  ERL_EPMD_PORT=4369 erl -sname n1 -start_epmd false\n  {command_name} ctl 'cut n1 | n2'",
-    note = "Control commands (nc localhost 4370, or `epmdpxy ctl`): cut, fix, heal, status, nodes, links, help, quit.\nEnvironment: ERL_EPMD_PORT (default port), ERL_EPMD_ADDRESS (default addresses),\nERL_EPMD_RELAXED_COMMAND_CHECK (set: as --relaxed-command-check).\nepmd's own spellings work too: -port N, -address LIST, -relaxed_command_check,\n-packet_timeout S, -d/-debug (as -v)."
+    note = "Control commands (nc localhost 4370, `epmdpxy ctl`, or `help` on the control port):\n  cut, fix, isolate, rejoin, delay, throttle, reset, clear, heal, watch, sleep,\n  split, bridge, ring, seed, chaos, exempt, unexempt, status, nodes, links, help, quit\n  (grammar and examples: docs/control-protocol.md)\nEnvironment: ERL_EPMD_PORT (default port), ERL_EPMD_ADDRESS (default addresses),\nERL_EPMD_RELAXED_COMMAND_CHECK (set: as --relaxed-command-check).\nepmd's own spellings work too: -port N, -address LIST, -relaxed_command_check,\n-packet_timeout S, -d/-debug (as -v)."
 )]
 pub struct Args {
     /// TCP port for EPMD requests (default: $ERL_EPMD_PORT, else 4369; 0 picks a free port)
@@ -40,6 +107,31 @@ pub struct Args {
     #[argh(option, default = "30")]
     pub listener_timeout: u64,
 
+    /// a node no fault ever applies to (never cut, isolated, delayed or
+    /// reset), e.g. the test runner; repeat or comma-separate for several
+    #[argh(option)]
+    pub exempt: Vec<String>,
+
+    /// seed of the random shapes and chaos runs (default: from the clock;
+    /// the ready line prints it)
+    #[argh(option)]
+    pub seed: Option<u64>,
+
+    /// seconds a new link waits for the connecting node's first handshake
+    /// message before it is closed (default: 30)
+    #[argh(option, default = "30")]
+    pub handshake_timeout: u64,
+
+    /// proxy listeners that may wait for their connection at once; lookups
+    /// beyond are answered "not found" (default: 1024)
+    #[argh(option, default = "1024")]
+    pub max_pending_listeners: usize,
+
+    /// control sessions open at once; one more is answered
+    /// `ERR too many control sessions` and closed (default: 64)
+    #[argh(option, default = "64")]
+    pub max_control_sessions: usize,
+
     /// log node, link and fault events to stderr; twice for every EPMD request
     #[argh(switch, short = 'v')]
     pub verbose: u8,
@@ -59,21 +151,31 @@ pub enum Subcommand {
 }
 
 /// Send control commands to a running epmdpxy and print the answers.
-/// Exits 0 on OK, 1 on ERR, 2 when it cannot connect.
+/// Exits 0 on OK, 1 on ERR, 2 when it cannot connect. With --at (or
+/// $EPMDPXY_AT) every command goes to each listed proxy at once, each
+/// answer line prefixed by its address; the exit code is the worst one.
 #[derive(FromArgs, Debug)]
 #[argh(
     subcommand,
     name = "ctl",
-    example = "{command_name} status\n  {command_name} 'cut n1,n2 | n3'\n  {command_name} - < scenario.txt"
+    // `epmdpxy ctl help` sends `help` to the proxy; only --help is ours.
+    help_triggers("--help"),
+    example = "{command_name} status\n{command_name} 'cut n1,n2 | n3'\n{command_name} - < scenario.txt\n{command_name} --at 10.0.0.1:4370,10.0.0.2:4370 'cut *@10.0.0.1 | *@10.0.0.2'",
+    note = "Environment: EPMDPXY_AT, the --at list to use when neither --at nor\n--control-address/--control-port is given."
 )]
 pub struct CtlArgs {
     /// control port to connect to (default: 4370)
-    #[argh(option, default = "4370")]
-    pub control_port: u16,
+    #[argh(option)]
+    pub control_port: Option<u16>,
 
     /// control address to connect to (default: 127.0.0.1)
-    #[argh(option, default = "String::from(\"127.0.0.1\")")]
-    pub control_address: String,
+    #[argh(option)]
+    pub control_address: Option<String>,
+
+    /// comma-separated HOST:PORT list of proxies (one per host) that each
+    /// get every command (default: $EPMDPXY_AT; a missing port is 4370)
+    #[argh(option)]
+    pub at: Option<String>,
 
     /// the command words (quote `|` from the shell), or `-` to read one command per line from stdin
     #[argh(positional, greedy)]
@@ -82,6 +184,7 @@ pub struct CtlArgs {
 
 /// Options of ours that take a value: the word after them is a value, not
 /// a flag, and is never rewritten.
+/// A test checks it against the usage line argh prints.
 const OPTIONS_WITH_VALUE: &[&str] = &[
     "--port",
     "--control-port",
@@ -89,6 +192,11 @@ const OPTIONS_WITH_VALUE: &[&str] = &[
     "--control-address",
     "--packet-timeout",
     "--listener-timeout",
+    "--exempt",
+    "--seed",
+    "--handshake-timeout",
+    "--max-pending-listeners",
+    "--max-control-sessions",
 ];
 
 /// Rewrites `epmd`'s single-dash flags into ours before argh parses the
@@ -151,12 +259,39 @@ pub fn epmd_style_args(args: Vec<String>) -> Result<Vec<String>, String> {
 mod tests {
     use super::*;
 
-    fn rewrite(words: &[&str]) -> Result<Vec<String>, String> {
-        epmd_style_args(words.iter().map(|w| w.to_string()).collect())
+    fn strings(args: &[&str]) -> Vec<String> {
+        args.iter().map(|arg| (*arg).to_owned()).collect()
     }
 
-    fn strings(words: &[&str]) -> Vec<String> {
-        words.iter().map(|w| w.to_string()).collect()
+    #[test]
+    fn ctl_reads_stdin_with_a_lone_dash() {
+        let fixed = stdin_marker_as_positional(&strings(&["ctl", "--at", "h:1", "-"]));
+        assert_eq!(fixed, strings(&["ctl", "--at", "h:1", "--", "-"]));
+        let parsed = Args::from_args(
+            &["epmdpxy"],
+            &fixed.iter().map(String::as_str).collect::<Vec<_>>(),
+        )
+        .expect("parses");
+        let Some(Subcommand::Ctl(ctl)) = parsed.command else {
+            panic!("not ctl: {parsed:?}");
+        };
+        assert_eq!(ctl.words, ["-"]);
+        assert_eq!(ctl.at.as_deref(), Some("h:1"));
+        // Left alone: an explicit `--`, a dash that is not ctl's, words.
+        for unchanged in [
+            &["ctl", "--", "-"][..],
+            &["-v", "--port", "1"],
+            &["ctl", "cut", "a", "|", "b"],
+        ] {
+            assert_eq!(
+                stdin_marker_as_positional(&strings(unchanged)),
+                strings(unchanged)
+            );
+        }
+    }
+
+    fn rewrite(words: &[&str]) -> Result<Vec<String>, String> {
+        epmd_style_args(words.iter().map(|w| w.to_string()).collect())
     }
 
     #[test]
@@ -226,6 +361,28 @@ mod tests {
         assert!(rewrite(&["-names"])
             .unwrap_err()
             .contains("epmd -port P -names"));
+    }
+
+    #[test]
+    fn options_with_value_match_the_usage_line() {
+        // argh's usage line shows `[--name <name>]` for every option that
+        // takes a value and `[--name]` for switches.
+        let help = match Args::from_args(&["epmdpxy"], &["--help"]) {
+            Err(exit) => exit.output,
+            Ok(_) => panic!("--help parsed as arguments"),
+        };
+        let usage = help.lines().next().unwrap_or_default();
+        let mut with_value: Vec<&str> = usage
+            .split('[')
+            .filter_map(|part| {
+                let (name, rest) = part.trim().split_once(' ')?;
+                (name.starts_with("--") && rest.starts_with('<')).then_some(name)
+            })
+            .collect();
+        with_value.sort_unstable();
+        let mut listed = OPTIONS_WITH_VALUE.to_vec();
+        listed.sort_unstable();
+        assert_eq!(with_value, listed, "usage: {usage}");
     }
 
     #[test]

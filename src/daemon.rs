@@ -190,8 +190,11 @@ pub fn run(listen: Listen, mut settings: Settings) -> Result<(), String> {
             .spawn(move || epmd::server::accept_loop(shared, listener))
             .map_err(|err| format!("cannot start the EPMD acceptor: {err}"))?;
     }
+    // Tests and scripts parse `ready epmd_port=P control_port=C`: new
+    // fields go at the end.
+    let seed = crate::sync::lock(&shared.seed).seed;
     log_warn!(
-        "epmdpxy {} ready epmd_port={port} control_port={control_port} addresses={} control_address={}",
+        "epmdpxy {} ready epmd_port={port} control_port={control_port} addresses={} control_address={} seed={seed}",
         env!("CARGO_PKG_VERSION"),
         addresses.join(","),
         listen.control_address

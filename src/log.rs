@@ -3,6 +3,7 @@
 //! Quiet by default (start-up line, warnings and errors only); `-v` adds
 //! node, link and control events; `-v -v` adds every EPMD request.
 
+use std::io::Write;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -21,7 +22,39 @@ pub fn enabled(level: u8) -> bool {
 /// Writes one line to stderr if `level` is enabled. Use the macros instead.
 pub fn write(level: u8, message: std::fmt::Arguments<'_>) {
     if enabled(level) {
-        eprintln!("{} {}", timestamp(SystemTime::now()), message);
+        // Not eprintln!: it panics when stderr is gone (a closed pipe), and
+        // a lost log line must never take a relay thread down with it.
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "{} {}",
+            timestamp(SystemTime::now()),
+            message
+        );
+    }
+}
+
+/// Lets a repeating warning (e.g. accept failing while file descriptors run
+/// out) through once per interval, counting the ones it holds back.
+#[derive(Default)]
+pub struct RateLimit {
+    last: Option<std::time::Instant>,
+    held_back: u64,
+}
+
+impl RateLimit {
+    /// `Some(n)` when a line may be logged now (`n` lines were held back
+    /// since the last one), `None` to stay quiet.
+    pub fn allow(&mut self, interval: std::time::Duration) -> Option<u64> {
+        let now = std::time::Instant::now();
+        if self
+            .last
+            .is_some_and(|last| now.duration_since(last) < interval)
+        {
+            self.held_back += 1;
+            return None;
+        }
+        self.last = Some(now);
+        Some(std::mem::take(&mut self.held_back))
     }
 }
 
@@ -77,6 +110,15 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn rate_limit_counts_what_it_holds_back() {
+        let mut limit = RateLimit::default();
+        assert_eq!(limit.allow(Duration::from_secs(60)), Some(0));
+        assert_eq!(limit.allow(Duration::from_secs(60)), None);
+        assert_eq!(limit.allow(Duration::from_secs(60)), None);
+        assert_eq!(limit.allow(Duration::ZERO), Some(2));
+    }
 
     #[test]
     fn formats_known_instants() {

@@ -4,55 +4,19 @@ use std::net::IpAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use argh::FromArgs;
-use epmdpxy::cli::{self, Args, Subcommand};
+use epmdpxy::cli::{Args, Subcommand};
 use epmdpxy::daemon::{self, Listen};
+use epmdpxy::partition::Pattern;
 use epmdpxy::shared::Settings;
 
-/// Parses the command line as argh's `from_env` does, after rewriting
-/// epmd's single-dash spellings (`-port 4369`) into ours.
-fn parse_args() -> Result<Args, ExitCode> {
-    let mut words = std::env::args();
-    let program = words.next().unwrap_or_else(|| "epmdpxy".to_owned());
-    let command = std::path::Path::new(&program)
-        .file_name()
-        .and_then(|name| name.to_str())
-        .unwrap_or("epmdpxy")
-        .to_owned();
-    let words = match cli::epmd_style_args(words.collect()) {
-        Ok(words) => words,
-        Err(message) => {
-            eprintln!("{command}: {message}");
-            return Err(ExitCode::FAILURE);
-        }
-    };
-    let refs: Vec<&str> = words.iter().map(String::as_str).collect();
-    Args::from_args(&[&command], &refs).map_err(|exit| match exit.status {
-        Ok(()) => {
-            println!("{}", exit.output);
-            ExitCode::SUCCESS
-        }
-        Err(()) => {
-            eprintln!(
-                "{}\nRun {command} --help for more information.",
-                exit.output
-            );
-            ExitCode::FAILURE
-        }
-    })
-}
-
 fn main() -> ExitCode {
-    let args = match parse_args() {
-        Ok(args) => args,
-        Err(code) => return code,
-    };
+    let args: Args = epmdpxy::cli::from_env();
     if args.version {
         println!("epmdpxy {}", env!("CARGO_PKG_VERSION"));
         return ExitCode::SUCCESS;
     }
     if let Some(Subcommand::Ctl(ctl)) = &args.command {
-        let code = epmdpxy::ctl::run(&ctl.control_address, ctl.control_port, &ctl.words);
+        let code = epmdpxy::ctl::main(ctl);
         return ExitCode::from(u8::try_from(code).unwrap_or(2));
     }
     epmdpxy::log::set_verbosity(args.verbose);
@@ -92,11 +56,22 @@ fn start(args: &Args) -> Result<(), String> {
         .control_address
         .parse()
         .map_err(|_| format!("bad --control-address '{}'", args.control_address))?;
+    let exempt = args
+        .exempt
+        .iter()
+        .flat_map(|list| list.split(','))
+        .map(|name| Pattern::parse(name.trim()).map_err(|err| format!("--exempt: {err}")))
+        .collect::<Result<Vec<_>, _>>()?;
     let settings = Settings {
         relaxed_command_check: args.relaxed_command_check
             || std::env::var_os("ERL_EPMD_RELAXED_COMMAND_CHECK").is_some(),
         packet_timeout: Duration::from_secs(args.packet_timeout),
         listener_timeout: Duration::from_secs(args.listener_timeout),
+        exempt,
+        seed: args.seed,
+        handshake_timeout: Duration::from_secs(args.handshake_timeout),
+        max_pending_listeners: args.max_pending_listeners,
+        max_control_sessions: args.max_control_sessions,
         ..Settings::default()
     };
     let listen = Listen {

@@ -5,6 +5,7 @@
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Shutdown, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,6 +17,7 @@ use crate::{log_debug, log_info, log_warn};
 
 /// Accepts EPMD connections forever, one thread each.
 pub fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
+    let mut accept_errors = crate::log::RateLimit::default();
     for incoming in listener.incoming() {
         match incoming {
             Ok(stream) => {
@@ -25,7 +27,11 @@ pub fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
                 }
             }
             Err(err) => {
-                log_warn!("epmd: accept failed: {err}");
+                if let Some(held_back) = accept_errors.allow(Duration::from_secs(5)) {
+                    log_warn!(
+                        "epmd: accept failed: {err} ({held_back} more since the last report)"
+                    );
+                }
                 // e.g. out of file descriptors: do not spin
                 std::thread::sleep(Duration::from_millis(100));
             }
@@ -200,9 +206,16 @@ fn alive2(shared: &Shared, mut stream: TcpStream, info: NodeInfo, peer: IpAddr) 
             node_type_label(registration.info.node_type),
             registration.creation
         );
+        shared.events.publish(&format!(
+            "node-up name={name} port={} type={} creation={}",
+            registration.info.port,
+            node_type_label(registration.info.node_type),
+            registration.creation
+        ));
         // Anything more on this socket — data, EOF, error — ends the registration.
         wait_for_anything(&mut stream);
         log_info!("node {name} unregistered");
+        shared.events.publish(&format!("node-down name={name}"));
     }
     lock(&shared.alive_sockets).remove(&registration.id);
     lock(&shared.registry).unregister(registration.id);
@@ -238,6 +251,16 @@ fn port_please2(shared: &Arc<Shared>, mut stream: TcpStream, name: &str, local: 
         let _ = stream.write_all(&wire::encode_port2_not_found());
         return;
     };
+    // Each waiting listener holds a socket and two threads until it is
+    // connected to or expires: bound how many a flood of lookups can open.
+    let Some(_slot) = PendingSlot::take(shared) else {
+        log_warn!(
+            "lookup of {name}: {} proxy listeners are already waiting for their connection (--max-pending-listeners); answered not found",
+            shared.settings.max_pending_listeners
+        );
+        let _ = stream.write_all(&wire::encode_port2_not_found());
+        return;
+    };
     // The asker reached us at `local`, so it can reach a listener there.
     let listener = match ProxyListener::bind(local) {
         Ok(listener) => listener,
@@ -262,9 +285,28 @@ fn port_please2(shared: &Arc<Shared>, mut stream: TcpStream, name: &str, local: 
     let target = Target {
         name: node.name.clone(),
         address: node.peer,
+        host_address: local,
         port: node.info.port,
     };
     listener.serve(Arc::clone(shared), target, shared.settings.listener_timeout);
+}
+
+/// One of the `--max-pending-listeners` places, held while a proxy
+/// listener waits for its connection; given back on drop.
+struct PendingSlot<'a>(&'a AtomicUsize);
+
+impl PendingSlot<'_> {
+    fn take(shared: &Shared) -> Option<PendingSlot<'_>> {
+        let before = shared.pending_listeners.fetch_add(1, Ordering::SeqCst);
+        let slot = PendingSlot(&shared.pending_listeners);
+        (before < shared.settings.max_pending_listeners).then_some(slot)
+    }
+}
+
+impl Drop for PendingSlot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// NAMES_REQ: our port, then every node, newest registration first.

@@ -66,6 +66,48 @@ pub fn parse_send_name(received: &[u8]) -> SendName {
     }
 }
 
+/// Parses the accepting node's first two messages — `send_status`
+/// (`s` + status text) and then its challenge, which carries its full name:
+/// - `n` Version:16 Flags:32 Challenge:32 Name (old form), or
+/// - `N` Flags:64 Challenge:32 Creation:32 Nlen:16 Name (OTP 23+).
+///
+/// Any status but `ok`/`ok_simultaneous` means no challenge follows.
+pub fn parse_challenge(received: &[u8]) -> SendName {
+    let Some(status_len) = be16(received, 0) else {
+        return SendName::NeedMore;
+    };
+    let status_len = usize::from(status_len);
+    if status_len == 0 || status_len + 2 > MAX_SEND_NAME {
+        return SendName::Unknown;
+    }
+    let Some(status) = received.get(2..2 + status_len) else {
+        return SendName::NeedMore;
+    };
+    if !status.starts_with(b"sok") {
+        return SendName::Unknown;
+    }
+    let rest = received.get(2 + status_len..).unwrap_or_default();
+    let Some(len) = be16(rest, 0) else {
+        return SendName::NeedMore;
+    };
+    let len = usize::from(len);
+    if len == 0 || 4 + status_len + len > MAX_SEND_NAME {
+        return SendName::Unknown;
+    }
+    let Some(message) = rest.get(2..2 + len) else {
+        return SendName::NeedMore;
+    };
+    let name = match message.first() {
+        Some(b'n') => message.get(11..),
+        Some(b'N') => be16(message, 17).and_then(|n| message.get(19..19 + usize::from(n))),
+        _ => None,
+    };
+    match name.and_then(|bytes| std::str::from_utf8(bytes).ok()) {
+        Some(name) if valid_node_name(name) => SendName::Name(name.to_owned()),
+        _ => SendName::Unknown,
+    }
+}
+
 /// `alive@host`, both parts non-empty and printable.
 fn valid_node_name(name: &str) -> bool {
     match name.split_once('@') {
@@ -102,9 +144,54 @@ pub fn encode_send_name_v5(version: u16, flags: u32, name: &str) -> Vec<u8> {
     out
 }
 
+/// Encodes `send_status` + an OTP 23+ challenge (tests and fake nodes).
+pub fn encode_status_and_challenge_v6(
+    flags: u64,
+    challenge: u32,
+    creation: u32,
+    name: &str,
+) -> Vec<u8> {
+    let mut out = vec![0, 3, b's', b'o', b'k'];
+    let mut body = vec![b'N'];
+    body.extend_from_slice(&flags.to_be_bytes());
+    body.extend_from_slice(&challenge.to_be_bytes());
+    body.extend_from_slice(&creation.to_be_bytes());
+    body.extend_from_slice(&(name.len() as u16).to_be_bytes());
+    body.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(&(body.len() as u16).to_be_bytes());
+    out.extend_from_slice(&body);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn challenge_whole_and_split() {
+        let msg = encode_status_and_challenge_v6(0x0d_7fbd, 42, 7, "n2@host");
+        assert_eq!(parse_challenge(&msg), SendName::Name("n2@host".into()));
+        for cut in 0..msg.len() {
+            assert_eq!(
+                parse_challenge(&msg[..cut]),
+                SendName::NeedMore,
+                "prefix {cut}"
+            );
+        }
+        // old form: n Version:16 Flags:32 Challenge:32 Name
+        let mut old = vec![0, 3, b's', b'o', b'k'];
+        let mut body = vec![b'n', 0, 5, 0, 0, 0x7f, 0xbd, 1, 2, 3, 4];
+        body.extend_from_slice(b"old@h");
+        old.extend_from_slice(&(body.len() as u16).to_be_bytes());
+        old.extend_from_slice(&body);
+        assert_eq!(parse_challenge(&old), SendName::Name("old@h".into()));
+        // refused handshakes carry no name
+        assert_eq!(
+            parse_challenge(&[0, 4, b's', b'n', b'o', b'k']),
+            SendName::Unknown
+        );
+        assert_eq!(parse_challenge(&[0x16, 0x03, 0, 0]), SendName::Unknown);
+    }
 
     #[test]
     fn new_form_whole_and_split() {

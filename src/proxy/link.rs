@@ -10,16 +10,26 @@
 //! so once the reply is sent no further byte crosses. End-of-stream and
 //! errors are queued behind the data like a chunk: a FIN does not cross a
 //! cut either.
+//!
+//! While a direction is delayed or throttled it reads with a timeout into a
+//! bounded queue of timestamped chunks and writes each when it is due, at
+//! the capped rate; with no such fault it reads and writes straight from
+//! one buffer. Each side's name is read from the handshake as it passes:
+//! the initiator's `send_name` (held until read, so the first byte already
+//! obeys the cuts) and the target's challenge (which carries its full name).
+//! Until the target's host is known, faults naming a host do not apply to
+//! it: at most the initiator's first message crosses such a cut, and the
+//! challenge that answers it is held.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
-use super::handshake::{parse_send_name, SendName, MAX_SEND_NAME};
-use crate::partition::NodeName;
+use super::handshake::{parse_challenge, parse_send_name, SendName, MAX_SEND_NAME};
+use crate::partition::{NodeName, PartitionSet, Shaping};
 use crate::shared::Shared;
 use crate::sync::{lock, read, spawn};
 use crate::{log_info, log_warn};
@@ -42,8 +52,20 @@ impl Direction {
 /// One live proxied connection.
 pub struct Link {
     pub id: u64,
-    /// The node that was looked up (it accepts the connection).
-    pub target: NodeName,
+    /// The node that was looked up (it accepts the connection), by the
+    /// name it registered with.
+    target_alive: NodeName,
+    /// Its full name, once its challenge has been read (or learnt from an
+    /// earlier link).
+    target_full: OnceLock<NodeName>,
+    /// The target as faults see it while its full name is not known: its
+    /// registered name with an empty host, which no pattern names (a
+    /// pattern's host is never empty). So `n1` applies from the first
+    /// byte, but `n1@h1` or `*@h1` only once the host is known: with one
+    /// proxy per host, the `app` registered here may well be `app@h2`,
+    /// and holding its first link for a fault on `app@h1` would hold it
+    /// for good (nothing would ever teach the proxy its host).
+    target_host_unknown: NodeName,
     /// The node that connected; set once the handshake has been read
     /// (`None` inside: it could not be read).
     initiator: OnceLock<Option<NodeName>>,
@@ -54,12 +76,20 @@ pub struct Link {
     closed: AtomicBool,
     /// Directions that have finished (2 = link gone).
     finished: AtomicU8,
+    /// Directions whose source has closed, the close not yet passed on
+    /// (held by a cut or queued behind delayed bytes).
+    ended: [AtomicBool; 2],
     close_reason: Mutex<Option<String>>,
     client: TcpStream,
     upstream: TcpStream,
 }
 
 impl Link {
+    /// The target: its full name when known, else its registered name.
+    pub fn target(&self) -> &NodeName {
+        self.target_full.get().unwrap_or(&self.target_alive)
+    }
+
     /// The initiator, if known yet.
     pub fn initiator(&self) -> Option<&NodeName> {
         self.initiator.get().and_then(Option::as_ref)
@@ -75,24 +105,42 @@ impl Link {
         }
     }
 
+    /// Who has closed their side while the close waits to be passed on
+    /// (e.g. held by a cut), for `links`.
+    pub fn pending_close(&self) -> Option<String> {
+        let ended = |direction: Direction| self.ended[direction.index()].load(Ordering::Relaxed);
+        let (up, down) = (ended(Direction::Up), ended(Direction::Down));
+        match (up, down) {
+            (false, false) => None,
+            (true, false) => Some(self.initiator_label()),
+            (false, true) => Some(self.target().to_string()),
+            (true, true) => Some("both".to_owned()),
+        }
+    }
+
     pub fn bytes(&self, direction: Direction) -> u64 {
         self.bytes[direction.index()].load(Ordering::Relaxed)
     }
 
-    /// Source and destination node of `direction`.
+    /// Source and destination node of `direction`, as faults see them.
     fn ends(&self, direction: Direction) -> (Option<&NodeName>, Option<&NodeName>) {
+        let target = self.target_full.get().unwrap_or(&self.target_host_unknown);
         match direction {
-            Direction::Up => (self.initiator(), Some(&self.target)),
-            Direction::Down => (Some(&self.target), self.initiator()),
+            Direction::Up => (self.initiator(), Some(target)),
+            Direction::Down => (Some(target), self.initiator()),
         }
     }
 
     /// True if the partition state holds `direction` of this link now.
-    pub fn held_by(&self, faults: &crate::partition::PartitionSet, direction: Direction) -> bool {
-        match self.ends(direction) {
-            (Some(from), Some(to)) => faults.holds(Some(from), to),
-            _ => false,
-        }
+    pub fn held_by(&self, faults: &PartitionSet, direction: Direction) -> bool {
+        let (from, to) = self.ends(direction);
+        faults.holds(from, to)
+    }
+
+    /// How the partition state slows `direction` of this link now.
+    pub fn shaped_by(&self, faults: &PartitionSet, direction: Direction) -> Shaping {
+        let (from, to) = self.ends(direction);
+        faults.shaping(from, to)
     }
 
     /// Waits until no chunk is being written in `direction` (a write that
@@ -184,7 +232,12 @@ enum AcceptState {
 #[derive(Clone, Debug)]
 pub struct Target {
     pub name: String,
+    /// Where the node registered from (nodes register over loopback).
     pub address: IpAddr,
+    /// The address of this host the lookup arrived on: a node bound to
+    /// one interface (`inet_dist_use_interface`) listens there, not on
+    /// loopback.
+    pub host_address: IpAddr,
     pub port: u16,
 }
 
@@ -276,6 +329,10 @@ fn accept_and_relay(
                 target.name,
                 target.port
             );
+            shared.events.publish(&format!(
+                "link-failed to={} proxy_port={port} reason=\"cannot reach the node: {err}\"",
+                target.name
+            ));
             let _ = client.shutdown(Shutdown::Both);
             return;
         }
@@ -293,9 +350,18 @@ fn accept_and_relay(
         );
         return;
     };
+    let target_full = OnceLock::new();
+    if let Some(full) = lock(&shared.learned_names).get(&target.name) {
+        let _ = target_full.set(full.clone());
+    }
     let link = Arc::new(Link {
         id: shared.links.next_id(),
-        target: NodeName::parse(&target.name),
+        target_alive: NodeName::parse(&target.name),
+        target_full,
+        target_host_unknown: NodeName {
+            alive: target.name.clone(),
+            host: Some(String::new()),
+        },
         initiator: OnceLock::new(),
         proxy_port: port,
         opened: Instant::now(),
@@ -303,6 +369,7 @@ fn accept_and_relay(
         gates: Default::default(),
         closed: AtomicBool::new(false),
         finished: AtomicU8::new(0),
+        ended: Default::default(),
         close_reason: Mutex::new(None),
         client,
         upstream,
@@ -311,10 +378,12 @@ fn accept_and_relay(
     relay(&shared, &link, client_reader, upstream_reader);
 }
 
-/// Connects to the real node: where it registered from, then loopback.
+/// Connects to the real node: where it registered from, then the address
+/// the lookup arrived on, then loopback.
 fn connect_upstream(target: &Target) -> io::Result<TcpStream> {
     let mut candidates = vec![target.address];
     for fallback in [
+        target.host_address,
         IpAddr::V4(Ipv4Addr::LOCALHOST),
         IpAddr::V6(Ipv6Addr::LOCALHOST),
     ] {
@@ -335,59 +404,121 @@ fn connect_upstream(target: &Target) -> io::Result<TcpStream> {
     Err(last_error)
 }
 
-/// Reads the initiator's name, starts the Down thread and runs Up here.
-fn relay(shared: &Arc<Shared>, link: &Arc<Link>, mut client: TcpStream, upstream: TcpStream) {
-    let mut buffer = RelayBuffer::new();
-    let mut pending = Vec::new();
-    let mut initial_end = None;
-    let initiator = loop {
-        match client.read(buffer.space()) {
-            Ok(0) => {
-                initial_end = Some(End::Eof);
-                break None;
+/// Bytes read while looking for a name in the handshake, and how the
+/// source ended if it did so first.
+struct Handshake {
+    name: Option<NodeName>,
+    received: Vec<u8>,
+    end: Option<End>,
+}
+
+/// Reads from `source` until `parse` finds a name or gives up (bounded by
+/// [`MAX_SEND_NAME`] bytes). Nothing is forwarded meanwhile. With
+/// `patience`, a source that has not said enough by then ends the link
+/// (its bytes so far are still passed on first).
+fn read_handshake(
+    source: &mut TcpStream,
+    buffer: &mut RelayBuffer,
+    parse: fn(&[u8]) -> SendName,
+    patience: Option<Duration>,
+) -> Handshake {
+    let deadline = patience.map(|patience| (Instant::now() + patience, patience));
+    let mut received = Vec::new();
+    let outcome = |received, name, end| Handshake {
+        name,
+        received,
+        end,
+    };
+    let handshake = loop {
+        if let Some((deadline, patience)) = deadline {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || source.set_read_timeout(Some(left)).is_err() {
+                let why = format!("no handshake within {patience:?}");
+                break outcome(received, None, Some(End::Error(why)));
             }
+        }
+        match source.read(buffer.space()) {
+            Ok(0) => break outcome(received, None, Some(End::Eof)),
             Ok(n) => {
-                pending.extend_from_slice(buffer.filled(n));
-                match parse_send_name(&pending) {
-                    SendName::NeedMore if pending.len() < MAX_SEND_NAME => continue,
-                    SendName::Name(name) => break Some(NodeName::parse(&name)),
-                    _ => break None,
+                received.extend_from_slice(buffer.filled(n));
+                match parse(&received) {
+                    SendName::NeedMore if received.len() < MAX_SEND_NAME => continue,
+                    SendName::Name(name) => {
+                        break outcome(received, Some(NodeName::parse(&name)), None)
+                    }
+                    _ => break outcome(received, None, None),
                 }
             }
             Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
-            Err(err) => {
-                initial_end = Some(End::Error(err.to_string()));
-                break None;
+            // a timed-out read: the deadline is checked at the top
+            Err(err)
+                if matches!(
+                    err.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                continue
             }
+            Err(err) => break outcome(received, None, Some(End::Error(err.to_string()))),
         }
     };
-    let _ = link.initiator.set(initiator);
-    // The target may have learnt nothing yet, but a cut may now apply.
+    if deadline.is_some() {
+        let _ = source.set_read_timeout(None);
+    }
+    handshake
+}
+
+/// Reads the initiator's name, starts the Down thread and runs Up here.
+fn relay(shared: &Arc<Shared>, link: &Arc<Link>, mut client: TcpStream, upstream: TcpStream) {
+    let mut buffer = RelayBuffer::new();
+    // A node sends its name at once; a connection that stays silent (or
+    // dribbles) must not hold a link, its threads and sockets forever.
+    let patience = Some(shared.settings.handshake_timeout);
+    let handshake = read_handshake(&mut client, &mut buffer, parse_send_name, patience);
+    let _ = link.initiator.set(handshake.name);
+    // A cut naming the initiator may apply now.
     shared.changes.bump();
     log_info!(
         "link {} opened: {} -> {} via proxy port {}",
         link.id,
         link.initiator_label(),
-        link.target,
+        link.target(),
         link.proxy_port
     );
-    let down_shared = Arc::clone(shared);
-    let down_link = Arc::clone(link);
+    shared.events.publish(&format!(
+        "link-open id={} from={} to={} proxy_port={}",
+        link.id,
+        link.initiator_label(),
+        link.target(),
+        link.proxy_port
+    ));
+    let (down_shared, down_link) = (Arc::clone(shared), Arc::clone(link));
     let down_writer = match link.client.try_clone() {
         Ok(writer) => writer,
         Err(err) => return finish_early(shared, link, &format!("socket clone failed: {err}")),
     };
     let spawned = spawn("relay-down", move || {
-        pump(
+        let mut upstream = upstream;
+        let mut buffer = RelayBuffer::new();
+        // No deadline here: while a cut holds the initiator's name, the
+        // target rightly says nothing, and the link must stall, not close.
+        let challenge = read_handshake(&mut upstream, &mut buffer, parse_challenge, None);
+        if let Some(full) = challenge.name {
+            if full.alive == down_link.target_alive.alive {
+                lock(&down_shared.learned_names).insert(full.alive.clone(), full.clone());
+                let _ = down_link.target_full.set(full);
+                down_shared.changes.bump();
+            }
+        }
+        let pump = Pump::new(
             &down_shared,
             &down_link,
             Direction::Down,
             upstream,
             down_writer,
-            RelayBuffer::new(),
-            None,
-            Vec::new(),
+            buffer,
         );
+        pump.run(challenge.received, challenge.end);
     });
     if let Err(err) = spawned {
         return finish_early(
@@ -403,20 +534,12 @@ fn relay(shared: &Arc<Shared>, link: &Arc<Link>, mut client: TcpStream, upstream
             return;
         }
     };
-    pump(
-        shared,
-        link,
-        Direction::Up,
-        client,
-        up_writer,
-        buffer,
-        initial_end,
-        pending,
-    );
+    Pump::new(shared, link, Direction::Up, client, up_writer, buffer)
+        .run(handshake.received, handshake.end);
 }
 
 fn finish_early(shared: &Shared, link: &Link, reason: &str) {
-    log_warn!("link {} to {}: {reason}; closing", link.id, link.target);
+    log_warn!("link {} to {}: {reason}; closing", link.id, link.target());
     link.close(reason);
     shared.links.remove(link.id);
 }
@@ -427,90 +550,286 @@ enum End {
     Error(String),
 }
 
-/// Copies one direction until its source ends or the link closes.
-#[allow(clippy::too_many_arguments)]
-fn pump(
-    shared: &Shared,
-    link: &Link,
+/// Bytes a shaped direction may hold in its queue before it stops reading
+/// (so a slow link pushes back on its sender instead of buffering forever).
+fn queue_limit(shaping: &Shaping) -> usize {
+    match shaping.rate {
+        // about a quarter second of traffic at the cap
+        Some(rate) => ((rate.bytes_per_second() / 4.0) as usize).clamp(16 * 1024, 4 << 20),
+        None => 4 << 20,
+    }
+}
+
+/// Longest a shaped direction blocks in one read, so a fault change is
+/// noticed even on a quiet link.
+const SHAPED_READ_TICK: Duration = Duration::from_millis(250);
+
+/// One direction of a link: reads from `source`, writes to `sink`.
+struct Pump<'a> {
+    shared: &'a Shared,
+    link: &'a Link,
     direction: Direction,
-    mut source: TcpStream,
-    mut sink: TcpStream,
-    mut buffer: RelayBuffer,
-    mut end: Option<End>,
-    first_chunk: Vec<u8>,
-) {
-    let mut chunk_len = first_chunk.len();
-    let mut carry = first_chunk;
-    loop {
-        if end.is_none() && carry.is_empty() {
-            match source.read(buffer.space()) {
-                Ok(0) => end = Some(End::Eof),
-                Ok(n) => chunk_len = n,
-                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
-                Err(err) => end = Some(End::Error(err.to_string())),
+    source: TcpStream,
+    sink: TcpStream,
+    buffer: RelayBuffer,
+    /// Chunks read while shaped, with the time each may be delivered.
+    queue: VecDeque<(Instant, Vec<u8>)>,
+    queued_bytes: usize,
+    end: Option<End>,
+    /// Whether `source` has a read timeout set (shaped mode).
+    timed_reads: bool,
+    /// When a throttled direction may write next.
+    next_send: Instant,
+    /// Jitter randomness (xorshift).
+    random: u64,
+}
+
+impl<'a> Pump<'a> {
+    fn new(
+        shared: &'a Shared,
+        link: &'a Link,
+        direction: Direction,
+        source: TcpStream,
+        sink: TcpStream,
+        buffer: RelayBuffer,
+    ) -> Pump<'a> {
+        Pump {
+            shared,
+            link,
+            direction,
+            source,
+            sink,
+            buffer,
+            queue: VecDeque::new(),
+            queued_bytes: 0,
+            end: None,
+            timed_reads: false,
+            next_send: Instant::now(),
+            random: link.id.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1,
+        }
+    }
+
+    /// Copies until the source ends or the link closes. `first` holds bytes
+    /// already read (the handshake); `end` says if the source already ended.
+    fn run(mut self, first: Vec<u8>, end: Option<End>) {
+        if !first.is_empty() {
+            let shaping = self.shaping();
+            self.enqueue(first, &shaping);
+        }
+        self.end = end;
+        while !self.link.is_closed() && self.step() {}
+        finish_direction(self.shared, self.link);
+    }
+
+    fn shaping(&self) -> Shaping {
+        self.link
+            .shaped_by(&read(&self.shared.partitions), self.direction)
+    }
+
+    /// Does one unit of work; false when this direction is done.
+    fn step(&mut self) -> bool {
+        let shaping = self.shaping();
+        let now = Instant::now();
+        if let Some(&(due, _)) = self.queue.front() {
+            if due <= now {
+                let Some((_, chunk)) = self.queue.pop_front() else {
+                    return true;
+                };
+                self.queued_bytes -= chunk.len();
+                return self.deliver(&chunk, &shaping);
             }
         }
-        let Some(gate) = admit(shared, link, direction) else {
-            break;
-        };
-        if !carry.is_empty() {
-            // bytes read while looking for the handshake
-            let data = std::mem::take(&mut carry);
-            if let Err(err) = sink.write_all(&data) {
-                drop(gate);
-                link.close(&format!(
-                    "write to {} failed: {err}",
-                    receiver(link, direction)
-                ));
-                break;
+        if self.end.is_some() {
+            let direction = self.direction;
+            self.link.ended[direction.index()].store(true, Ordering::Relaxed);
+            if let Some(&(due, _)) = self.queue.front() {
+                self.sleep_until(due);
+                return true;
             }
-            link.bytes[direction.index()].fetch_add(data.len() as u64, Ordering::Relaxed);
-            chunk_len = 0;
-            continue;
+            self.pass_end();
+            return false;
         }
-        match &end {
-            None => {
-                let data = buffer.filled(chunk_len);
-                if let Err(err) = sink.write_all(data) {
-                    drop(gate);
-                    link.close(&format!(
-                        "write to {} failed: {err}",
-                        receiver(link, direction)
-                    ));
-                    break;
+        if shaping.is_none() && self.queue.is_empty() {
+            return self.copy_directly();
+        }
+        if self.queued_bytes >= queue_limit(&shaping) {
+            if let Some(&(due, _)) = self.queue.front() {
+                self.sleep_until(due);
+            }
+            return true;
+        }
+        let wait = self.queue.front().map_or(SHAPED_READ_TICK, |&(due, _)| {
+            due.saturating_duration_since(now)
+        });
+        self.read_shaped(
+            wait.clamp(Duration::from_millis(1), SHAPED_READ_TICK),
+            &shaping,
+        );
+        true
+    }
+
+    /// The unshaped path: one blocking read, written at once.
+    fn copy_directly(&mut self) -> bool {
+        if self.timed_reads {
+            let _ = self.source.set_read_timeout(None);
+            self.timed_reads = false;
+        }
+        match self.source.read(self.buffer.space()) {
+            Ok(0) => self.end = Some(End::Eof),
+            Ok(n) => {
+                // A delay or cap may have been set while this read waited:
+                // then the chunk takes the shaped path like any later one.
+                let shaping = self.shaping();
+                if !shaping.is_none() {
+                    let chunk = self.buffer.filled(n).to_vec();
+                    self.buffer.adapt(n);
+                    self.enqueue(chunk, &shaping);
+                    return true;
                 }
-                link.bytes[direction.index()].fetch_add(chunk_len as u64, Ordering::Relaxed);
-                buffer.adapt(chunk_len);
+                let buffer = std::mem::take(&mut self.buffer);
+                let delivered = self.deliver(buffer.filled(n), &Shaping::default());
+                self.buffer = buffer;
+                self.buffer.adapt(n);
+                return delivered;
             }
-            Some(End::Eof) => {
-                // pass the FIN on; the other direction may still flow
-                let _ = sink.shutdown(Shutdown::Write);
-                link.record_reason(&format!("{} closed", sender(link, direction)));
-                break;
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(err) => self.end = Some(End::Error(err.to_string())),
+        }
+        true
+    }
+
+    /// The shaped path: a read bounded by `wait`, queued for later.
+    fn read_shaped(&mut self, wait: Duration, shaping: &Shaping) {
+        if self.source.set_read_timeout(Some(wait)).is_ok() {
+            self.timed_reads = true;
+        }
+        match self.source.read(self.buffer.space()) {
+            Ok(0) => self.end = Some(End::Eof),
+            Ok(n) => {
+                let chunk = self.buffer.filled(n).to_vec();
+                self.buffer.adapt(n);
+                self.enqueue(chunk, shaping);
             }
+            Err(err)
+                if matches!(
+                    err.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) => {}
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(err) => self.end = Some(End::Error(err.to_string())),
+        }
+    }
+
+    /// Queues a chunk to be delivered after the delay (order kept).
+    fn enqueue(&mut self, chunk: Vec<u8>, shaping: &Shaping) {
+        let mut due = Instant::now();
+        if let Some(delay) = shaping.delay {
+            due += delay.base;
+            let jitter_ms = delay.jitter.as_millis() as u64;
+            if jitter_ms > 0 {
+                let offset = self.next_random() % (2 * jitter_ms + 1);
+                let offset = Duration::from_millis(offset);
+                due = (due + offset).checked_sub(delay.jitter).unwrap_or(due);
+            }
+        }
+        if let Some(&(last, _)) = self.queue.back() {
+            due = due.max(last);
+        }
+        self.queued_bytes += chunk.len();
+        self.queue.push_back((due, chunk));
+    }
+
+    fn next_random(&mut self) -> u64 {
+        self.random ^= self.random << 13;
+        self.random ^= self.random >> 7;
+        self.random ^= self.random << 17;
+        self.random
+    }
+
+    /// Writes `data` once the direction is open, at the capped rate if any.
+    /// False if the link closed or the write failed.
+    fn deliver(&mut self, data: &[u8], shaping: &Shaping) -> bool {
+        let mut rest = data;
+        while !rest.is_empty() {
+            let slice_len = match shaping.rate {
+                // a twentieth of a second of traffic per write
+                Some(rate) => ((rate.bytes_per_second() / 20.0) as usize)
+                    .clamp(1, 64 * 1024)
+                    .min(rest.len()),
+                None => rest.len(),
+            };
+            if shaping.rate.is_some() {
+                self.sleep_until(self.next_send);
+            }
+            let (slice, remaining) = rest.split_at(slice_len);
+            let Some(gate) = admit(self.shared, self.link, self.direction) else {
+                return false;
+            };
+            if let Err(err) = self.sink.write_all(slice) {
+                drop(gate);
+                self.link.close(&format!(
+                    "write to {} failed: {err}",
+                    receiver(self.link, self.direction)
+                ));
+                return false;
+            }
+            let direction = self.direction;
+            self.link.bytes[direction.index()].fetch_add(slice.len() as u64, Ordering::Relaxed);
+            drop(gate);
+            if let Some(rate) = shaping.rate {
+                let cost = Duration::from_secs_f64(slice.len() as f64 / rate.bytes_per_second());
+                self.next_send = self.next_send.max(Instant::now()) + cost;
+            }
+            rest = remaining;
+        }
+        true
+    }
+
+    /// Passes the source's end on once the direction is open: a FIN as a
+    /// FIN (the other direction may go on), an error by closing the link.
+    fn pass_end(&mut self) {
+        let Some(gate) = admit(self.shared, self.link, self.direction) else {
+            return;
+        };
+        match self.end.take() {
             Some(End::Error(err)) => {
                 drop(gate);
-                link.close(&format!(
+                self.link.close(&format!(
                     "read from {} failed: {err}",
-                    sender(link, direction)
+                    sender(self.link, self.direction)
                 ));
-                break;
+            }
+            _ => {
+                let _ = self.sink.shutdown(Shutdown::Write);
+                self.link
+                    .record_reason(&format!("{} closed", sender(self.link, self.direction)));
             }
         }
     }
-    finish_direction(shared, link);
+
+    /// Sleeps until `when`, waking early if the link closes.
+    fn sleep_until(&self, when: Instant) {
+        loop {
+            let seen = self.shared.changes.generation();
+            let now = Instant::now();
+            if now >= when || self.link.is_closed() {
+                return;
+            }
+            self.shared.changes.wait_past(seen, when - now);
+        }
+    }
 }
 
 fn sender(link: &Link, direction: Direction) -> String {
     match direction {
         Direction::Up => link.initiator_label(),
-        Direction::Down => link.target.to_string(),
+        Direction::Down => link.target().to_string(),
     }
 }
 
 fn receiver(link: &Link, direction: Direction) -> String {
     match direction {
-        Direction::Up => link.target.to_string(),
+        Direction::Up => link.target().to_string(),
         Direction::Down => link.initiator_label(),
     }
 }
@@ -538,24 +857,29 @@ fn finish_direction(shared: &Shared, link: &Link) {
     if link.finished.fetch_add(1, Ordering::SeqCst) == 1 {
         link.close("closed");
         shared.links.remove(link.id);
+        let (up, down) = (link.bytes(Direction::Up), link.bytes(Direction::Down));
+        let reason = link.reason();
         log_info!(
-            "link {} closed: {} -> {} ({} bytes up, {} bytes down; {})",
+            "link {} closed: {} -> {} ({up} bytes up, {down} bytes down; {reason})",
             link.id,
             link.initiator_label(),
-            link.target,
-            link.bytes(Direction::Up),
-            link.bytes(Direction::Down),
-            link.reason()
+            link.target(),
         );
-    } else {
-        // The other direction may be blocked waiting on a cut that will
-        // never lift for a dead link; it re-checks on the next change.
-        shared.changes.bump();
+        shared.events.publish(&format!(
+            "link-close id={} from={} to={} up={up} down={down} reason=\"{reason}\"",
+            link.id,
+            link.initiator_label(),
+            link.target(),
+        ));
     }
+    // The other direction may be waiting on a cut or a delay; let it look
+    // again (it sees the link closed, or goes on).
+    shared.changes.bump();
 }
 
 /// A copy buffer that grows while reads fill it (bulk transfer) and shrinks
 /// back when traffic is small again, so idle links keep little memory.
+#[derive(Default)]
 struct RelayBuffer {
     bytes: Vec<u8>,
 }

@@ -29,8 +29,9 @@ const NODE_STOP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Polling interval of `wait_until`.
 const POLL_INTERVAL: Duration = Duration::from_millis(50);
 
-/// Commands whose control-port reply spans several lines ending in `END`.
-const MULTI_LINE_COMMANDS: &[&str] = &["status", "nodes", "links", "help"];
+/// Commands whose control-port reply spans several lines ending in `END`
+/// (the proxy's own list, so the harness cannot fall behind it).
+use epmdpxy::control::command::MULTI_LINE_COMMANDS;
 
 // ---------------------------------------------------------------------------
 // Erlang availability
@@ -183,9 +184,10 @@ impl Proxy {
     }
 
     /// Sends one command line to the control port (new connection per call)
-    /// and returns the reply: one line, or for `status`, `nodes`, `links`
-    /// and `help` all lines up to and including `END`. Lines are joined
-    /// with `\n`, without a trailing newline.
+    /// and returns the reply: one line (`OK ...` / `ERR ...`), or for
+    /// `status`, `nodes`, `links` and `help` the `OK <count> <things>`
+    /// header, the items and the final `END`. Lines are joined with `\n`,
+    /// without a trailing newline.
     pub fn ctl(&self, line: &str) -> String {
         let context = |what: &str| format!("control command {line:?}: {what}");
         let deadline = Instant::now() + CONTROL_TIMEOUT;
@@ -243,11 +245,17 @@ impl Proxy {
         reply.join("\n")
     }
 
-    /// Short names currently registered, from the control `nodes` reply.
+    /// Short names currently registered, from the control `nodes` reply
+    /// (`OK <count> nodes`, one `NAME port=...` line per node, `END`).
     pub fn registered_names(&self) -> Vec<String> {
         let reply = self.ctl("nodes");
-        let mut names: Vec<String> = reply
-            .lines()
+        let mut lines = reply.lines();
+        let header = lines.next().unwrap_or("");
+        assert!(
+            header.starts_with("OK"),
+            "control `nodes` failed: {reply:?}"
+        );
+        let mut names: Vec<String> = lines
             .filter(|line| *line != "END" && !line.trim().is_empty())
             .filter_map(|line| line.split_whitespace().next().map(str::to_string))
             .collect();

@@ -1,0 +1,721 @@
+//! Faults around the proxy: nodes that die (SIGKILL, mid-handshake), peers
+//! that half-close, a node port that refuses the proxy, and a proxy that
+//! runs out of file descriptors. In each case nothing panics, the proxy
+//! reports what happened, and what still works keeps working.
+//!
+//! Tests marked "real OTP" start `erl` nodes (`require_erl()`: skipped with
+//! a message without `erl`, failing when `CI` is set); the others play the
+//! nodes with sockets, byte for byte as a node would.
+
+mod common;
+
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::{require_erl, wait_until, NodeOptions, Proxy};
+use epmdpxy::epmd::wire::{self, NodeInfo, NODE_TYPE_NORMAL};
+use epmdpxy::proxy::handshake::encode_send_name_v6;
+
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+// ---------------------------------------------------------------------------
+// Fake nodes and the proxy's view
+// ---------------------------------------------------------------------------
+
+fn connect(port: u16) -> TcpStream {
+    let stream = TcpStream::connect(("127.0.0.1", port))
+        .unwrap_or_else(|e| panic!("connect to 127.0.0.1:{port}: {e}"));
+    stream.set_read_timeout(Some(TIMEOUT)).expect("timeout");
+    stream.set_nodelay(true).expect("nodelay");
+    stream
+}
+
+/// Registers a fake node; the returned connection holds the registration.
+fn register(epmd_port: u16, name: &str, port: u16) -> TcpStream {
+    let mut stream = connect(epmd_port);
+    let info = NodeInfo {
+        port,
+        node_type: NODE_TYPE_NORMAL,
+        protocol: 0,
+        highest_version: 6,
+        lowest_version: 5,
+        name: name.as_bytes().to_vec(),
+        extra: vec![],
+    };
+    stream
+        .write_all(&wire::frame(&wire::encode_alive2_request(&info)))
+        .expect("ALIVE2");
+    let mut reply = [0u8; 6];
+    stream.read_exact(&mut reply).expect("ALIVE2 reply");
+    assert_eq!(&reply[..2], &[118, 0], "{name} refused");
+    stream
+}
+
+/// PORT_PLEASE2: the proxy port, or `None` for "not found".
+fn lookup(epmd_port: u16, name: &str) -> Option<u16> {
+    let mut stream = connect(epmd_port);
+    let mut body = vec![wire::TAG_PORT_PLEASE2_REQ];
+    body.extend_from_slice(name.as_bytes());
+    stream.write_all(&wire::frame(&body)).expect("PORT2");
+    let mut reply = Vec::new();
+    stream.read_to_end(&mut reply).expect("PORT2 reply");
+    match wire::parse_port2_reply(&reply) {
+        Some(found) => found.map(|info| info.port),
+        None => panic!("lookup of {name}: malformed reply {reply:?}"),
+    }
+}
+
+/// A fake initiator's and a fake target's ends of one proxied link.
+struct FakeLink {
+    initiator: TcpStream,
+    target: TcpStream,
+}
+
+/// Looks `target` up, connects as `initiator` (sending its `send_name`) and
+/// accepts the proxy's connection on `listener`.
+fn open_link(epmd_port: u16, initiator: &str, target: &str, listener: &TcpListener) -> FakeLink {
+    let port = lookup(epmd_port, target).unwrap_or_else(|| panic!("{target} not found"));
+    let mut initiator_end = connect(port);
+    let hello = encode_send_name_v6(0x0d_7fbd, 1, &format!("{initiator}@localhost"));
+    initiator_end.write_all(&hello).expect("send_name");
+    let (mut target_end, _) = listener.accept().expect("the proxy connects to the target");
+    target_end.set_read_timeout(Some(TIMEOUT)).expect("timeout");
+    let mut got = vec![0u8; hello.len()];
+    target_end.read_exact(&mut got).expect("send_name relayed");
+    assert_eq!(got, hello);
+    FakeLink {
+        initiator: initiator_end,
+        target: target_end,
+    }
+}
+
+/// Sends `bytes` through `from` and checks they arrive at `to`, exactly.
+fn carries(from: &mut TcpStream, to: &mut TcpStream, bytes: &[u8]) {
+    let mut writer = from.try_clone().expect("clone");
+    let data = bytes.to_vec();
+    let sender = thread::spawn(move || writer.write_all(&data));
+    let mut got = vec![0u8; bytes.len()];
+    to.read_exact(&mut got).expect("bytes through the link");
+    sender.join().expect("writer").expect("write");
+    assert!(got == bytes, "bytes changed on the way");
+}
+
+fn pattern(len: usize, salt: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31) ^ salt)
+        .collect()
+}
+
+/// The lines of `links` after the header, without `END`.
+fn links(control: &dyn Fn(&str) -> String) -> Vec<String> {
+    control("links")
+        .lines()
+        .skip(1)
+        .filter(|line| *line != "END")
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Registered names with their `creation=` values, from `nodes`.
+fn nodes(proxy: &Proxy) -> Vec<(String, u32)> {
+    proxy
+        .ctl("nodes")
+        .lines()
+        .skip(1)
+        .filter(|line| *line != "END")
+        .map(|line| {
+            let name = line.split(' ').next().unwrap_or_default().to_owned();
+            let creation = line
+                .split(' ')
+                .find_map(|word| word.strip_prefix("creation="))
+                .and_then(|c| c.parse().ok())
+                .unwrap_or_else(|| panic!("no creation in {line}"));
+            (name, creation)
+        })
+        .collect()
+}
+
+/// Flags an OTP 25 node insists on in a `send_name` (the old distribution
+/// flags plus DFLAG_MAP_TAG and DFLAG_HANDSHAKE_23).
+const OTP25_FLAGS: u64 = 0x0d_7fbd | 0x2_0000 | 0x100_0000;
+
+/// How many `link N closed: ...` lines of the log contain `needle`.
+/// Closed-link log lines whose target is `target`, shown by its registered
+/// name (`-> b `) or, once its challenge was read, its full name (`-> b@host `).
+fn closed_links(log: &str, target: &str) -> usize {
+    let (short, full) = (format!("-> {target} "), format!("-> {target}@"));
+    log.lines()
+        .filter(|line| {
+            line.contains(" closed: ") && (line.contains(&short) || line.contains(&full))
+        })
+        .count()
+}
+
+fn assert_no_panic(log: &str) {
+    assert!(!log.contains("panicked"), "the proxy panicked:\n{log}");
+}
+
+// ---------------------------------------------------------------------------
+// Real OTP: SIGKILL and restart
+// ---------------------------------------------------------------------------
+
+/// Real OTP. A node killed with SIGKILL is unregistered at once, its links
+/// are closed and its peer sees `nodedown` — with a tick time of 60 s, so
+/// only the closed link can have told it. Restarted under the same name it
+/// registers with a new creation and the peer reaches it again.
+#[test]
+fn sigkilled_node_is_unregistered_and_comes_back() {
+    if !require_erl() {
+        return;
+    }
+    let proxy = Proxy::start(&["-v"]);
+    let options = NodeOptions {
+        net_ticktime: 60,
+        connect_all: false,
+        hidden: false,
+    };
+    let victim = proxy.start_node("victim", &options);
+    let mut peer = proxy.start_node("peer", &options);
+    let victim_name = victim.full_name().to_owned();
+    let victim_short = victim.short_name().to_owned();
+    assert_eq!(peer.eval("net_kernel:monitor_nodes(true)"), "ok");
+    assert!(peer.ping(&victim_name), "peer reaches the victim");
+    let control = |line: &str| proxy.ctl(line);
+    assert_eq!(links(&control).len(), 1, "one link");
+    let creation_before = nodes(&proxy)
+        .into_iter()
+        .find(|(name, _)| *name == victim_short)
+        .map(|(_, c)| c)
+        .expect("victim registered");
+
+    // ErlNode's drop sends SIGKILL to the node's whole process group.
+    drop(victim);
+    wait_until(TIMEOUT, "the killed node to be unregistered", || {
+        nodes(&proxy).iter().all(|(name, _)| *name != victim_short)
+    });
+    wait_until(TIMEOUT, "the killed node's link to close", || {
+        links(&control).is_empty()
+    });
+    let down = peer.eval("receive {nodedown, N} -> N after 10000 -> timeout end");
+    assert_eq!(down.trim_matches('\''), victim_name, "peer sees nodedown");
+
+    let mut victim = proxy.start_node("victim", &options);
+    let creation_after = nodes(&proxy)
+        .into_iter()
+        .find(|(name, _)| *name == victim_short)
+        .map(|(_, c)| c)
+        .expect("victim registered again");
+    assert_ne!(creation_after, creation_before, "a new creation");
+    assert_eq!(
+        victim.eval("erlang:system_info(creation)"),
+        creation_after.to_string(),
+        "the node uses the creation the proxy gave it"
+    );
+    assert!(peer.ping(&victim_name), "peer reaches the restarted node");
+    let up = peer.eval("receive {nodeup, N} -> N after 10000 -> timeout end");
+    assert_eq!(up.trim_matches('\''), victim_name, "peer sees nodeup");
+    assert_eq!(links(&control).len(), 1, "one link again");
+    assert_no_panic(&proxy.log());
+}
+
+// ---------------------------------------------------------------------------
+// Real OTP: a node that dies in the middle of the handshake
+// ---------------------------------------------------------------------------
+
+/// Real OTP on one side, a dying fake on the other. An initiator that
+/// connects to a real node through the proxy and dies after part of the
+/// handshake, and a target that accepts a real node's connection and dies
+/// after reading its `send_name`: each link is closed, the real nodes stay
+/// healthy and can still reach each other.
+#[test]
+fn node_dies_mid_handshake() {
+    if !require_erl() {
+        return;
+    }
+    let proxy = Proxy::start(&["-v"]);
+    let options = NodeOptions {
+        net_ticktime: 60,
+        connect_all: false,
+        hidden: false,
+    };
+    let mut a = proxy.start_node("a", &options);
+    let b = proxy.start_node("b", &options);
+    let control = |line: &str| proxy.ctl(line);
+
+    // Fake initiators dying at every stage of the first message, and one
+    // that sends it whole and dies after b's status answer. The flags are
+    // those an OTP 25 node requires (handshake 23, map tag, ...).
+    let hello = encode_send_name_v6(OTP25_FLAGS, 1, "ghost@localhost");
+    let b_name = b.short_name().to_owned();
+    let closed_to_b = || closed_links(&proxy.log(), &b_name);
+    for (dead, cut) in [0, 1, 2, 9, hello.len() - 1, hello.len()]
+        .into_iter()
+        .enumerate()
+    {
+        let port = lookup(proxy.epmd_port, &b_name).expect("b registered");
+        let mut stream = connect(port);
+        stream.write_all(&hello[..cut]).expect("partial handshake");
+        if cut == hello.len() {
+            // b accepts the name: `sok`, then it would send its challenge
+            let mut status = [0u8; 5];
+            stream
+                .read_exact(&mut status)
+                .expect("b's answer through the proxy");
+            assert_eq!(&status, b"\0\x03sok", "b's status");
+        }
+        drop(stream);
+        wait_until(TIMEOUT, "the dead initiator's link to close", || {
+            closed_to_b() == dead + 1
+        });
+    }
+    assert!(a.ping(b.full_name()), "a still reaches b");
+    assert_eq!(links(&control).len(), 1, "only a's link to b");
+
+    // A fake target that dies after reading a's send_name.
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    let ghost = proxy.unique_name("ghost");
+    let _registration = register(proxy.epmd_port, &ghost, port);
+    let a_name = a.full_name().to_owned();
+    let dier = thread::spawn(move || {
+        let (mut stream, _) = listener.accept().expect("a's connection via the proxy");
+        stream.set_read_timeout(Some(TIMEOUT)).expect("timeout");
+        let mut len = [0u8; 2];
+        stream.read_exact(&mut len).expect("length");
+        let mut body = vec![0u8; usize::from(u16::from_be_bytes(len))];
+        stream.read_exact(&mut body).expect("send_name");
+        assert!(
+            String::from_utf8_lossy(&body).contains(&a_name),
+            "a's send_name names it"
+        );
+        // dies here
+    });
+    let ghost_full = a.qualify(&ghost);
+    assert!(!a.ping(&ghost_full), "a handshake with a dead node fails");
+    dier.join().expect("fake target");
+    wait_until(TIMEOUT, "the link to the dead target to close", || {
+        closed_links(&proxy.log(), &ghost) == 1
+    });
+    assert_eq!(links(&control).len(), 1, "only a's link to b");
+    assert!(a.ping(b.full_name()), "a still reaches b");
+    assert_eq!(a.eval("1 + 1"), "2");
+    assert_no_panic(&proxy.log());
+}
+
+// ---------------------------------------------------------------------------
+// Half-close
+// ---------------------------------------------------------------------------
+
+/// A peer that shuts down its sending side: the FIN reaches the other end
+/// after all its bytes, and the other direction keeps flowing until it is
+/// closed too; only then is the link gone. A FIN does not cross a cut: it
+/// arrives when the cut is fixed.
+#[test]
+fn half_close_keeps_the_other_direction_flowing() {
+    let proxy = Proxy::start(&["-v"]);
+    let control = |line: &str| proxy.ctl(line);
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    let target = proxy.unique_name("t");
+    let initiator = proxy.unique_name("i");
+    let _registration = register(proxy.epmd_port, &target, port);
+
+    for initiator_closes_first in [true, false] {
+        let mut link = open_link(proxy.epmd_port, &initiator, &target, &listener);
+        let (closer, other) = if initiator_closes_first {
+            (&mut link.initiator, &mut link.target)
+        } else {
+            (&mut link.target, &mut link.initiator)
+        };
+        let last_words = pattern(100_000, 1);
+        carries(closer, other, &last_words);
+        closer.shutdown(Shutdown::Write).expect("half-close");
+        let mut eof = [0u8; 1];
+        assert_eq!(
+            other.read(&mut eof).expect("EOF"),
+            0,
+            "the FIN is passed on"
+        );
+        // The other direction carries on, in several writes over time.
+        for round in 0..5 {
+            carries(other, closer, &pattern(200_000, round));
+            thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(
+            links(&control).len(),
+            1,
+            "the half-closed link is still there"
+        );
+        other
+            .shutdown(Shutdown::Write)
+            .expect("close the other side");
+        assert_eq!(closer.read(&mut eof).expect("EOF"), 0, "the second FIN too");
+        wait_until(TIMEOUT, "the link to be gone", || {
+            links(&control).is_empty()
+        });
+    }
+
+    // A FIN waits behind a cut like data.
+    let mut link = open_link(proxy.epmd_port, &initiator, &target, &listener);
+    let reply = proxy.ctl(&format!("cut {initiator} -> {target}"));
+    assert!(reply.starts_with("OK cut"), "{reply}");
+    link.initiator.write_all(b"held").expect("write");
+    link.initiator
+        .shutdown(Shutdown::Write)
+        .expect("half-close");
+    link.target
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .expect("timeout");
+    let mut buf = [0u8; 16];
+    let during = link.target.read(&mut buf).map_err(|e| e.kind());
+    assert!(
+        matches!(
+            during,
+            Err(io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)
+        ),
+        "something crossed the cut: {during:?}"
+    );
+    // the other direction is not cut
+    carries(&mut link.target, &mut link.initiator, b"still flowing");
+    assert!(proxy
+        .ctl(&format!("fix {initiator} -> {target}"))
+        .starts_with("OK fix"));
+    link.target
+        .set_read_timeout(Some(TIMEOUT))
+        .expect("timeout");
+    let mut got = Vec::new();
+    link.target.read_to_end(&mut got).expect("data, then EOF");
+    assert_eq!(got, b"held");
+    drop(link);
+    wait_until(TIMEOUT, "the link to be gone", || {
+        links(&control).is_empty()
+    });
+    assert_no_panic(&proxy.log());
+}
+
+// ---------------------------------------------------------------------------
+// The node's port refuses the proxy
+// ---------------------------------------------------------------------------
+
+/// A registered node whose port refuses connections: the connection to the
+/// proxy listener is closed cleanly (EOF, no reset), the proxy logs the
+/// link with the reason, and no link is left behind. With real OTP, the
+/// node that tried gets `pang` and carries on.
+#[test]
+fn refused_node_port_closes_the_incoming_side() {
+    let proxy = Proxy::start(&[]);
+    let dead_port = {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.local_addr().expect("address").port()
+    }; // closed again: nothing listens there now
+    let name = proxy.unique_name("deadport");
+    let _registration = register(proxy.epmd_port, &name, dead_port);
+    let port = lookup(proxy.epmd_port, &name).expect("registered");
+    let mut stream = connect(port);
+    let mut rest = Vec::new();
+    stream
+        .read_to_end(&mut rest)
+        .expect("a clean close (EOF), not a reset");
+    assert!(rest.is_empty());
+    let want = format!("cannot reach the node at port {dead_port}");
+    wait_until(TIMEOUT, "the refusal to be logged", || {
+        proxy.log().contains(&want)
+    });
+    let log = proxy.log();
+    let line = log.lines().find(|l| l.contains(&want)).unwrap_or_default();
+    assert!(
+        line.contains(&name) && line.contains("refused"),
+        "the log names the node and the reason: {line}"
+    );
+    assert!(proxy.ctl("links").starts_with("OK 0 links"));
+
+    if !require_erl() {
+        return;
+    }
+    let mut node = proxy.start_node("caller", &NodeOptions::default());
+    let target = node.qualify(&name);
+    assert!(!node.ping(&target), "pang from a node that refuses");
+    assert_eq!(node.eval("1 + 1"), "2");
+    assert!(proxy.ctl("links").starts_with("OK 0 links"));
+    assert_no_panic(&proxy.log());
+}
+
+// ---------------------------------------------------------------------------
+// File descriptor exhaustion
+// ---------------------------------------------------------------------------
+
+/// The binary started under `ulimit -n`, so its descriptors run out.
+struct LimitedProxy {
+    child: Child,
+    epmd_port: u16,
+    control_port: u16,
+    log: Arc<Mutex<String>>,
+}
+
+impl LimitedProxy {
+    fn start(max_files: u32) -> LimitedProxy {
+        let script = format!("ulimit -n {max_files} && exec \"$0\" --port 0 --control-port 0 -v");
+        let mut child = Command::new("sh")
+            .args(["-c", &script, env!("CARGO_BIN_EXE_epmdpxy")])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn sh");
+        let stderr = child.stderr.take().expect("stderr");
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = mpsc::channel();
+        let writer = Arc::clone(&log);
+        thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Ok(mut log) = writer.lock() {
+                    log.push_str(&line);
+                    log.push('\n');
+                }
+                let _ = tx.send(line);
+            }
+        });
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let Ok(line) = rx.recv_timeout(left) else {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("no ready line from epmdpxy under ulimit -n {max_files}");
+            };
+            let port = |key: &str| {
+                line.split(' ')
+                    .find_map(|w| w.strip_prefix(key))
+                    .and_then(|p| p.parse().ok())
+            };
+            if let (Some(epmd_port), Some(control_port)) =
+                (port("epmd_port="), port("control_port="))
+            {
+                return LimitedProxy {
+                    child,
+                    epmd_port,
+                    control_port,
+                    log,
+                };
+            }
+        }
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    /// Descriptors in use below `limit`: the ones that count against
+    /// `ulimit -n limit` (the lowest free number is always taken, and
+    /// descriptors inherited above the limit do not block anything).
+    fn files_below(&self, limit: usize) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.child.id()))
+            .map(|dir| {
+                dir.flatten()
+                    .filter_map(|e| e.file_name().to_string_lossy().parse::<usize>().ok())
+                    .filter(|&fd| fd < limit)
+                    .count()
+            })
+            .unwrap_or(0)
+    }
+
+    fn ctl(&self, line: &str) -> String {
+        let mut stream = connect(self.control_port);
+        stream
+            .write_all(format!("{line}\n").as_bytes())
+            .expect("send");
+        let mut reader = BufReader::new(stream);
+        let mut reply = String::new();
+        loop {
+            let mut text = String::new();
+            if reader.read_line(&mut text).expect("reply") == 0 {
+                break;
+            }
+            reply.push_str(&text);
+            if !reply.starts_with("OK ") || text == "END\n" || !reply.contains(" links") {
+                break;
+            }
+        }
+        reply
+    }
+}
+
+impl Drop for LimitedProxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if thread::panicking() {
+            eprintln!("---- epmdpxy log ----\n{}---- end ----", self.log());
+        }
+    }
+}
+
+/// How often the proxy logged a failed EPMD accept so far.
+fn accept_failures(proxy: &LimitedProxy) -> usize {
+    proxy.log().matches("epmd: accept failed").count()
+}
+
+/// Waits until the proxy has not logged a failed accept for 300 ms, so its
+/// EPMD acceptor is waiting with a descriptor in hand.
+fn wait_accepts_quiet(proxy: &LimitedProxy) {
+    let mut last = (accept_failures(proxy), Instant::now());
+    wait_until(TIMEOUT, "the failed accepts to stop", || {
+        let now = accept_failures(proxy);
+        if now != last.0 {
+            last = (now, Instant::now());
+        }
+        last.1.elapsed() > Duration::from_millis(300)
+    });
+}
+
+/// Opens idle EPMD clients (each holds a descriptor in the proxy) until the
+/// proxy logs that it cannot accept any more.
+fn exhaust(proxy: &LimitedProxy, idle: &mut Vec<TcpStream>, limit: usize) {
+    loop {
+        let failures = accept_failures(proxy);
+        let open = proxy.files_below(limit);
+        idle.push(connect(proxy.epmd_port));
+        let mut full = false;
+        wait_until(
+            TIMEOUT,
+            "the proxy to accept or refuse an idle client",
+            || {
+                full = accept_failures(proxy) > failures;
+                full || proxy.files_below(limit) > open
+            },
+        );
+        if full {
+            return;
+        }
+        assert!(
+            idle.len() < limit,
+            "{} idle clients and no refusal",
+            idle.len()
+        );
+    }
+}
+
+/// Under `ulimit -n 64`, idle clients use up the descriptors: accepts fail
+/// with a logged reason; a lookup that gets the one descriptor freed cannot
+/// open its listener and is answered "not found", reason logged. The links
+/// that exist keep carrying bytes both ways all along, and once the idle
+/// clients go, new work is served again.
+///
+/// (Linux reserves a blocked `accept`'s descriptor before any connection
+/// arrives, so exact counting is not possible: the test watches the log.)
+#[test]
+fn descriptor_exhaustion_refuses_new_work_and_keeps_links() {
+    const LIMIT: usize = 64;
+    let proxy = LimitedProxy::start(LIMIT as u32);
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    let target = format!("full{}", proxy.epmd_port);
+    let _registration = register(proxy.epmd_port, &target, port);
+    let mut existing: Vec<FakeLink> = (0..2)
+        .map(|i| open_link(proxy.epmd_port, &format!("old{i}"), &target, &listener))
+        .collect();
+    for (i, link) in existing.iter_mut().enumerate() {
+        carries(
+            &mut link.initiator,
+            &mut link.target,
+            &pattern(50_000, i as u8),
+        );
+    }
+
+    let mut idle = Vec::new();
+    exhaust(&proxy, &mut idle, LIMIT);
+    let refused_at = accept_failures(&proxy);
+    assert!(refused_at > 0);
+    assert!(
+        proxy.log().contains("accept failed: Too many open files"),
+        "{}",
+        proxy.log()
+    );
+
+    // A lookup waits in the backlog; freeing one descriptor at a time lets
+    // the proxy accept it (after any idle client still queued), and then it
+    // has none left for the listener.
+    let (tx, rx) = mpsc::channel();
+    let epmd_port = proxy.epmd_port;
+    let name = target.clone();
+    thread::spawn(move || {
+        let _ = tx.send(lookup(epmd_port, &name));
+    });
+    let answer = loop {
+        assert!(!idle.is_empty(), "the lookup was never served");
+        drop(idle.remove(0));
+        if let Ok(answer) = rx.recv_timeout(Duration::from_millis(500)) {
+            break answer;
+        }
+    };
+    assert_eq!(answer, None, "a lookup with no descriptor for its listener");
+    wait_until(TIMEOUT, "the refused lookup to be logged", || {
+        proxy.log().contains("cannot open a proxy listener")
+    });
+    let log = proxy.log();
+    let reason = log
+        .lines()
+        .find(|l| l.contains("cannot open a proxy listener"))
+        .unwrap_or_else(|| panic!("no reason logged for the refused lookup:\n{log}"));
+    assert!(reason.contains("Too many open files"), "{reason}");
+
+    // Full again: a NAMES request is not served, and that is logged.
+    wait_accepts_quiet(&proxy);
+    exhaust(&proxy, &mut idle, LIMIT);
+    let mut stuck = connect(proxy.epmd_port);
+    stuck
+        .write_all(&wire::frame(&[wire::TAG_NAMES_REQ]))
+        .expect("NAMES");
+    stuck
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .expect("timeout");
+    let mut byte = [0u8; 1];
+    assert!(
+        matches!(
+            stuck.read(&mut byte).map_err(|e| e.kind()),
+            Err(io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)
+        ),
+        "served without a descriptor?"
+    );
+
+    // The links keep working both ways.
+    for (i, link) in existing.iter_mut().enumerate() {
+        carries(
+            &mut link.initiator,
+            &mut link.target,
+            &pattern(300_000, i as u8),
+        );
+        carries(&mut link.target, &mut link.initiator, &pattern(300_000, 7));
+    }
+
+    // Free the descriptors: the waiting NAMES is answered, new lookups,
+    // links and control sessions work, and the old links still do.
+    drop(idle);
+    stuck.set_read_timeout(Some(TIMEOUT)).expect("timeout");
+    let mut names = Vec::new();
+    stuck.read_to_end(&mut names).expect("NAMES answered");
+    assert!(
+        String::from_utf8_lossy(&names).contains(&format!("name {target} at port {port}")),
+        "{names:?}"
+    );
+    let mut fresh = open_link(proxy.epmd_port, "new", &target, &listener);
+    carries(&mut fresh.initiator, &mut fresh.target, &pattern(10_000, 3));
+    carries(&mut fresh.target, &mut fresh.initiator, &pattern(10_000, 4));
+    let links = proxy.ctl("links");
+    assert!(links.starts_with("OK 3 links"), "{links}");
+    for link in existing.iter_mut() {
+        carries(&mut link.target, &mut link.initiator, b"after");
+        carries(&mut link.initiator, &mut link.target, b"after");
+    }
+    assert_no_panic(&proxy.log());
+    eprintln!(
+        "descriptor exhaustion: {} failed accepts logged, links kept",
+        accept_failures(&proxy)
+    );
+}

@@ -1,0 +1,843 @@
+//! One epmdpxy per host: `epmdpxy ctl --at` sends each command to every
+//! listed proxy, and a cut given to all of them splits a cluster that spans
+//! hosts.
+//!
+//! - `ctl_at_*`: two proxies on loopback (no root, no Erlang needed): the
+//!   fan-out, the address prefixes, `$EPMDPXY_AT`, and the exit codes.
+//! - `three_hosts_*`: three "hosts" built as Linux network namespaces joined
+//!   by a bridge, each running its own epmdpxy as the EPMD on 4369 and two
+//!   OTP nodes started with `-name x@10.200.0.N`. One `ctl --at` command
+//!   cuts host 1 from hosts 2 and 3; Erlang sees the two islands, links
+//!   opened during the cut fail in both directions (a link crosses only the
+//!   proxy of the host it goes *to*, so each direction meets a different
+//!   proxy holding the same cut), one command heals, and the mesh forms
+//!   again. Needs root and iproute2: skipped with a message elsewhere, but
+//!   fails when env `CI` is set, so `.ci/run` (root on Debian) always runs it.
+//!
+//! The nodes use the default `connect_all` (a real cluster: one ping
+//! connects everyone, and `global` prevents overlapping partitions). Hosts
+//! 1 and 2 give epmdpxy their address (loopback is added), host 3 gives
+//! `0.0.0.0`; the second node of each host listens on the host's address
+//! only (`inet_dist_use_interface`), while every node registers over
+//! loopback. The nodes are driven here rather than with `common::ErlNode`,
+//! which starts `-sname` nodes in the test's own namespace.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::os::unix::fs::MetadataExt;
+use std::os::unix::process::CommandExt;
+use std::process::{Child, ChildStdin, Command, Output, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::{require_erl, wait_until, wait_until_ok, Proxy};
+
+const EPMDPXY: &str = env!("CARGO_BIN_EXE_epmdpxy");
+
+/// How long one `epmdpxy ctl` run may take.
+const CTL_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Runs `command`, killing it after `timeout`; returns its output. The
+/// outputs here are a few lines, far below a pipe buffer, so reading after
+/// exit cannot block the child.
+fn run_with_timeout(command: &mut Command, timeout: Duration) -> Output {
+    run_with_input(command, "", timeout)
+}
+
+/// Like `run_with_timeout`, with `input` on stdin.
+fn run_with_input(command: &mut Command, input: &str, timeout: Duration) -> Output {
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"));
+    if let Some(mut stdin) = child.stdin.take() {
+        // A child that exits without reading is fine: ignore EPIPE.
+        let _ = stdin.write_all(input.as_bytes());
+    }
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{command:?} did not finish within {timeout:?}");
+        }
+        thread::sleep(Duration::from_millis(20));
+    };
+    let mut stdout = Vec::new();
+    let mut stderr = Vec::new();
+    if let Some(mut out) = child.stdout.take() {
+        let _ = out.read_to_end(&mut stdout);
+    }
+    if let Some(mut err) = child.stderr.take() {
+        let _ = err.read_to_end(&mut stderr);
+    }
+    Output {
+        status,
+        stdout,
+        stderr,
+    }
+}
+
+/// `epmdpxy ctl ARGS` on loopback, with `EPMDPXY_AT` as given (or unset).
+fn ctl(at_env: Option<&str>, args: &[&str]) -> (i32, String, String) {
+    ctl_with_input(at_env, args, "")
+}
+
+/// `ctl` with `input` on its stdin (for `ctl -`).
+fn ctl_with_input(at_env: Option<&str>, args: &[&str], input: &str) -> (i32, String, String) {
+    let mut command = Command::new(EPMDPXY);
+    command.arg("ctl").args(args);
+    match at_env {
+        Some(value) => command.env("EPMDPXY_AT", value),
+        None => command.env_remove("EPMDPXY_AT"),
+    };
+    let output = run_with_input(&mut command, input, CTL_TIMEOUT);
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn ctl_at_sends_each_command_to_every_proxy() {
+    // fixed seeds: they show in the status header compared below
+    let one = Proxy::start(&["--seed", "1"]);
+    let two = Proxy::start(&["--seed", "2"]);
+    let a = format!("127.0.0.1:{}", one.control_port);
+    let b = format!("127.0.0.1:{}", two.control_port);
+    let both = format!("{a},{b}");
+
+    let (code, out, err) = ctl(None, &["--at", &both, "cut n1 | n2"]);
+    assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "one answer per proxy: {out}");
+    assert!(
+        lines[0].starts_with(&format!("{a}: OK cut n1 | n2")),
+        "{out}"
+    );
+    assert!(
+        lines[1].starts_with(&format!("{b}: OK cut n1 | n2")),
+        "{out}"
+    );
+    for proxy in [&one, &two] {
+        assert!(
+            proxy.ctl("status").lines().any(|l| l == "cut n1 | n2"),
+            "every proxy holds the cut: {}",
+            proxy.ctl("status")
+        );
+    }
+
+    // Multi-line answers: every line carries its proxy's address, in order.
+    let (code, out, _) = ctl(None, &["--at", &both, "status"]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        vec![
+            format!("{a}: OK 1 faults seed=1"),
+            format!("{a}: cut n1 | n2"),
+            format!("{a}: END"),
+            format!("{b}: OK 1 faults seed=2"),
+            format!("{b}: cut n1 | n2"),
+            format!("{b}: END"),
+        ],
+        "{out}"
+    );
+
+    // The list may come from the environment instead.
+    let (code, out, err) = ctl(Some(&both), &["heal"]);
+    assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
+    assert_eq!(out, format!("{a}: OK healed\n{b}: OK healed\n"));
+    for proxy in [&one, &two] {
+        let status = proxy.ctl("status");
+        assert!(
+            status.starts_with("OK 0 faults") && status.lines().count() == 2,
+            "{status}"
+        );
+    }
+
+    // An explicit single target beats the environment, and its output is
+    // the plain single-target form.
+    let port = one.control_port.to_string();
+    let (code, out, _) = ctl(Some(&both), &["--control-port", &port, "status"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.starts_with("OK 0 faults") && out.lines().count() == 2,
+        "{out}"
+    );
+    // ... but --at together with --control-port is refused.
+    let (code, _, err) = ctl(None, &["--at", &both, "--control-port", &port, "heal"]);
+    assert_eq!(code, 2, "{err}");
+
+    // A script on stdin: each command goes to every proxy before the next.
+    let script = "# one fault everywhere\ncut n3 | n4\n\nstatus\nheal\n";
+    let (code, out, err) = ctl_with_input(Some(&both), &["-"], script);
+    assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
+    let per_proxy = |answer: &[&str]| -> Vec<String> {
+        [&a, &b]
+            .iter()
+            .flat_map(|proxy| answer.iter().map(move |line| format!("{proxy}: {line}")))
+            .collect()
+    };
+    let mut want = per_proxy(&["OK cut n3 | n4"]);
+    want.extend(per_proxy(&["OK 1 faults", "cut n3 | n4", "END"]));
+    want.extend(per_proxy(&["OK healed"]));
+    let got: Vec<&str> = out.lines().collect();
+    assert_eq!(got.len(), want.len(), "{out}");
+    for (got, want) in got.iter().zip(&want) {
+        // `starts_with`: the cut's answer adds a note about unregistered names.
+        assert!(
+            got.starts_with(want.as_str()),
+            "{got:?} should start {want:?}:\n{out}"
+        );
+    }
+
+    // ERR (here from both proxies): exit 1, every answer printed.
+    let (code, out, _) = ctl(None, &["--at", &both, "cut n1 |"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.lines().count() == 2 && out.lines().all(|l| l.contains(": ERR ")));
+
+    // A proxy that cannot be reached: exit 2, and nothing is sent to the
+    // others (a fault on part of the cluster would be worse than none).
+    let closed = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let closed_port = closed.local_addr().expect("addr").port();
+    drop(closed);
+    let with_dead = format!("{a},127.0.0.1:{closed_port}");
+    let (code, out, err) = ctl(None, &["--at", &with_dead, "cut n1 | n2"]);
+    assert_eq!(code, 2, "stdout: {out}\nstderr: {err}");
+    assert!(
+        err.contains(&format!("127.0.0.1:{closed_port}: ")),
+        "the failure names the address: {err}"
+    );
+    let status = one.ctl("status");
+    assert!(
+        status.starts_with("OK 0 faults") && status.lines().count() == 2,
+        "nothing was sent: {status}"
+    );
+
+    // A bad list is refused before anything is sent.
+    let (code, _, err) = ctl(None, &["--at", "127.0.0.1:0", "heal"]);
+    assert_eq!(code, 2, "{err}");
+}
+
+// ---------------------------------------------------------------------------
+// Three hosts as network namespaces
+// ---------------------------------------------------------------------------
+
+/// Hosts 1..=3 get 10.200.0.1 .. 10.200.0.3 on a bridge that lives in a
+/// fourth namespace, so nothing is added to the machine's own network.
+const HOSTS: usize = 3;
+const EPMD_PORT: &str = "4369";
+const CONTROL_PORT: &str = "4370";
+/// How long a cut or a heal may take to show in every node's `nodes()`
+/// (`net_ticktime 2`: a silent link is declared down after 2–3 s).
+const CONVERGE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a node may take to boot on a busy machine.
+const NODE_START_TIMEOUT: Duration = Duration::from_secs(40);
+/// Longer than `net_setuptime` (3 s below), so a ping into a cut answers.
+const EVAL_TIMEOUT: Duration = Duration::from_secs(20);
+
+fn host_address(host: usize) -> String {
+    format!("10.200.0.{host}")
+}
+
+fn control_at(host: usize) -> String {
+    format!("{}:{CONTROL_PORT}", host_address(host))
+}
+
+/// Runs `ip ARGS`; Err carries its stderr.
+fn ip(args: &[&str]) -> Result<(), String> {
+    let output = run_with_timeout(Command::new("ip").args(args), Duration::from_secs(20));
+    if output.status.success() {
+        return Ok(());
+    }
+    Err(format!(
+        "`ip {}` failed: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&output.stderr).trim()
+    ))
+}
+
+/// Namespace names of one run start with this; the PID keeps parallel
+/// runs apart and lets a later run remove what a killed run left behind.
+const NETNS_PREFIX: &str = "epmdpxy-mh-";
+
+/// The namespaces of one run; deleted on drop (every exit path). Declare it
+/// before the processes that run inside, so they are killed first.
+struct Network {
+    prefix: String,
+    created: Vec<String>,
+}
+
+impl Network {
+    fn name(&self, what: &str) -> String {
+        format!("{}{what}", self.prefix)
+    }
+
+    fn host(&self, host: usize) -> String {
+        self.name(&format!("h{host}"))
+    }
+
+    fn add(&mut self, what: &str) -> Result<String, String> {
+        let name = self.name(what);
+        ip(&["netns", "add", &name])?;
+        self.created.push(name.clone());
+        // Loopback is down in a fresh namespace; nodes register over it.
+        ip(&["-n", &name, "link", "set", "lo", "up"])?;
+        Ok(name)
+    }
+
+    /// Builds the switch and the hosts. Err if this machine cannot (no
+    /// namespaces, no bridge or veth support): the caller skips or fails.
+    fn build() -> Result<Network, String> {
+        remove_stale_namespaces();
+        let mut net = Network {
+            prefix: format!("{NETNS_PREFIX}{}-", std::process::id()),
+            created: Vec::new(),
+        };
+        let switch = net.add("sw")?;
+        ip(&["-n", &switch, "link", "add", "br0", "type", "bridge"])?;
+        ip(&["-n", &switch, "link", "set", "br0", "up"])?;
+        for host in 1..=HOSTS {
+            let ns = net.add(&format!("h{host}"))?;
+            let port = format!("p{host}");
+            ip(&[
+                "-n", &switch, "link", "add", &port, "type", "veth", "peer", "name", "eth0",
+                "netns", &ns,
+            ])?;
+            ip(&["-n", &switch, "link", "set", &port, "master", "br0"])?;
+            ip(&["-n", &switch, "link", "set", &port, "up"])?;
+            let address = format!("{}/24", host_address(host));
+            ip(&["-n", &ns, "addr", "add", &address, "dev", "eth0"])?;
+            ip(&["-n", &ns, "link", "set", "eth0", "up"])?;
+        }
+        Ok(net)
+    }
+
+    /// `ip netns exec HOST program args...`
+    fn exec(&self, host: usize, program: &str) -> Command {
+        let mut command = Command::new("ip");
+        command.args(["netns", "exec", &self.host(host), program]);
+        command
+    }
+}
+
+impl Drop for Network {
+    fn drop(&mut self) {
+        // Deleting a namespace destroys its interfaces (and so the veth
+        // pairs and the bridge).
+        for name in self.created.iter().rev() {
+            let _ = Command::new("ip")
+                .args(["netns", "del", name])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
+/// Deletes namespaces left by runs whose process is gone (a run killed
+/// with SIGKILL cannot clean up after itself).
+fn remove_stale_namespaces() {
+    let Ok(output) = Command::new("ip").args(["netns", "list"]).output() else {
+        return;
+    };
+    for line in String::from_utf8_lossy(&output.stdout).lines() {
+        let name = line.split_whitespace().next().unwrap_or("");
+        let Some(rest) = name.strip_prefix(NETNS_PREFIX) else {
+            continue;
+        };
+        let pid = rest.split('-').next().unwrap_or("");
+        if !pid.is_empty()
+            && pid.chars().all(|c| c.is_ascii_digit())
+            && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+        {
+            let _ = Command::new("ip").args(["netns", "del", name]).status();
+        }
+    }
+}
+
+/// Gate for the namespace test: true if it can run here. Without root or
+/// iproute2 (or where namespaces cannot be made) it prints why and returns
+/// false — or panics when env `CI` is set, since `.ci/run` must run it.
+fn can_build_namespaces() -> Result<(), String> {
+    if !common::program_on_path("ip") {
+        return Err("`ip` (iproute2) is not on PATH".to_owned());
+    }
+    let euid = std::fs::metadata("/proc/self").map(|meta| meta.uid());
+    if euid.ok() != Some(0) {
+        return Err("creating network namespaces needs root".to_owned());
+    }
+    Ok(())
+}
+
+fn skip_or_fail(why: &str) {
+    if std::env::var_os("CI").is_some() {
+        panic!("the three-host namespace test cannot run but CI is set: {why}");
+    }
+    eprintln!("SKIPPED: the three-host namespace test: {why}");
+}
+
+/// An epmdpxy running inside one host's namespace as its EPMD.
+struct HostProxy {
+    child: Child,
+    log: Arc<Mutex<String>>,
+    host: usize,
+}
+
+impl HostProxy {
+    /// Serves EPMD on `listen` (plus loopback) and control on the host's
+    /// address.
+    fn start(net: &Network, host: usize, listen: &str) -> HostProxy {
+        let address = host_address(host);
+        let mut child = net
+            .exec(host, EPMDPXY)
+            .args(["--port", EPMD_PORT, "--control-port", CONTROL_PORT])
+            // The test reaches the control ports from another namespace;
+            // this prints the no-authentication warning, fine here.
+            .args(["--address", listen, "--control-address", &address, "-v"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn epmdpxy in a namespace");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let log = Arc::new(Mutex::new(String::new()));
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let writer = Arc::clone(&log);
+        thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if line.contains(" ready ") {
+                    let _ = ready_tx.send(line.clone());
+                }
+                if let Ok(mut log) = writer.lock() {
+                    log.push_str(&line);
+                    log.push('\n');
+                }
+            }
+        });
+        let proxy = HostProxy { child, log, host };
+        match ready_rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(line) => assert!(
+                line.contains(&format!("addresses={listen},"))
+                    || line.contains(&format!("addresses={listen} ")),
+                "host {host}: EPMD serves {listen}: {line}"
+            ),
+            Err(_) => panic!("host {host}: no ready line; log:\n{}", proxy.log()),
+        }
+        proxy
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+}
+
+impl Drop for HostProxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if thread::panicking() {
+            eprintln!(
+                "---- epmdpxy log, host {} ----\n{}---- end ----",
+                self.host,
+                self.log()
+            );
+        }
+    }
+}
+
+/// The stdin-driven loop each node runs: one expression per line, one
+/// reply line; EOF halts the node.
+const DRIVER: &str = r#"
+Loop = fun Loop() ->
+    case io:get_line('') of
+        eof -> erlang:halt(0);
+        {error, _} -> erlang:halt(0);
+        Line ->
+            Result =
+                try
+                    {ok, Tokens, _} = erl_scan:string(unicode:characters_to_list(Line)),
+                    {ok, Exprs} = erl_parse:parse_exprs(Tokens),
+                    {value, Value, _} = erl_eval:exprs(Exprs, erl_eval:new_bindings()),
+                    Value
+                catch
+                    Class:Reason -> {driver_exception, Class, Reason}
+                end,
+            io:format("@@reply@@ ~0p~n", [Result]),
+            Loop()
+    end
+end,
+Loop().
+"#;
+
+/// A real OTP node inside a host's namespace, `-name alive@10.200.0.N`.
+/// Dropping it kills its process group.
+struct HostNode {
+    name: String,
+    child: Child,
+    stdin: Option<ChildStdin>,
+    replies: Receiver<String>,
+    output: Arc<Mutex<String>>,
+}
+
+impl HostNode {
+    /// Spawns the node; `wait_ready` waits for it.
+    fn spawn(net: &Network, host: usize, alive: &str, cookie: &str, extra: &[&str]) -> HostNode {
+        let name = format!("{alive}@{}", host_address(host));
+        let mut child = net
+            .exec(host, "erl")
+            .args(["-noshell", "-name", &name, "-setcookie", cookie])
+            .args(extra)
+            .args(["-start_epmd", "false"])
+            .args(["-kernel", "net_ticktime", "2"])
+            .args(["-kernel", "net_setuptime", "3"])
+            .args(["-eval", DRIVER])
+            .env("ERL_EPMD_PORT", EPMD_PORT)
+            .env_remove("ERL_FLAGS")
+            .env_remove("ERL_AFLAGS")
+            .env_remove("ERL_ZFLAGS")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .expect("spawn erl in a namespace");
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take().expect("piped stdout");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let output = Arc::new(Mutex::new(String::new()));
+        let (reply_tx, replies) = mpsc::channel();
+        let log = Arc::clone(&output);
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                match line.strip_prefix("@@reply@@ ") {
+                    Some(reply) => {
+                        let _ = reply_tx.send(reply.to_owned());
+                    }
+                    None => append(&log, &line),
+                }
+            }
+        });
+        let log = Arc::clone(&output);
+        thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                append(&log, &format!("[stderr] {line}"));
+            }
+        });
+        HostNode {
+            name,
+            child,
+            stdin,
+            replies,
+            output,
+        }
+    }
+
+    /// Waits until the node is distributed (so registered) and answers.
+    fn wait_ready(&mut self) {
+        let reply = self.eval_within("node()", NODE_START_TIMEOUT);
+        assert_eq!(
+            reply.trim_matches('\''),
+            self.name,
+            "node() of {}; output:\n{}",
+            self.name,
+            self.output()
+        );
+    }
+
+    fn output(&self) -> String {
+        self.output.lock().map(|o| o.clone()).unwrap_or_default()
+    }
+
+    fn eval(&mut self, expr: &str) -> String {
+        self.eval_within(expr, EVAL_TIMEOUT)
+    }
+
+    fn eval_within(&mut self, expr: &str, timeout: Duration) -> String {
+        let stdin = self.stdin.as_mut().expect("node stdin");
+        stdin
+            .write_all(format!("{expr}.\n").as_bytes())
+            .and_then(|()| stdin.flush())
+            .unwrap_or_else(|e| panic!("{}: cannot send {expr:?}: {e}", self.name));
+        match self.replies.recv_timeout(timeout) {
+            Ok(reply) => reply,
+            Err(RecvTimeoutError::Timeout) => panic!(
+                "{}: no reply to {expr:?} within {timeout:?}; output:\n{}",
+                self.name,
+                self.output()
+            ),
+            Err(RecvTimeoutError::Disconnected) => panic!(
+                "{} exited before replying to {expr:?}; output:\n{}",
+                self.name,
+                self.output()
+            ),
+        }
+    }
+
+    /// `nodes()`, sorted.
+    fn nodes(&mut self) -> Vec<String> {
+        let reply = self.eval("lists:sort(nodes())");
+        let inner = reply.trim_start_matches('[').trim_end_matches(']');
+        inner
+            .split(',')
+            .map(|name| name.trim().trim_matches('\'').to_owned())
+            .filter(|name| !name.is_empty())
+            .collect()
+    }
+
+    fn ping(&mut self, other: &str) -> bool {
+        match self.eval(&format!("net_adm:ping('{other}')")).as_str() {
+            "pong" => true,
+            "pang" => false,
+            reply => panic!("{} ping {other}: {reply}", self.name),
+        }
+    }
+}
+
+impl Drop for HostNode {
+    fn drop(&mut self) {
+        self.stdin = None;
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill")
+            .args(["-9", "--", &group])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if thread::panicking() {
+            eprintln!(
+                "---- output of {} ----\n{}---- end ----",
+                self.name,
+                self.output()
+            );
+        }
+    }
+}
+
+fn append(log: &Mutex<String>, line: &str) {
+    if let Ok(mut log) = log.lock() {
+        log.push_str(line);
+        log.push('\n');
+    }
+}
+
+/// Runs `epmdpxy ctl` inside `host`'s namespace (from where every host's
+/// control address is reachable over the bridge). Returns (exit code,
+/// stdout); prints stderr when it fails.
+fn ctl_from_host(net: &Network, host: usize, at_env: Option<&str>, args: &[&str]) -> (i32, String) {
+    let mut command = net.exec(host, EPMDPXY);
+    command.arg("ctl").args(args);
+    match at_env {
+        Some(value) => command.env("EPMDPXY_AT", value),
+        None => command.env_remove("EPMDPXY_AT"),
+    };
+    let output = run_with_timeout(&mut command, CTL_TIMEOUT);
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let code = output.status.code().unwrap_or(-1);
+    if code != 0 {
+        eprintln!("ctl {args:?} exited {code}: stdout:\n{stdout}stderr:\n{stderr}");
+    }
+    (code, stdout)
+}
+
+/// Compares every node's `nodes()` with `expected` (name → peers).
+fn check_views(
+    nodes: &mut [HostNode],
+    expected: &BTreeMap<String, Vec<String>>,
+) -> Result<(), String> {
+    let mut wrong = Vec::new();
+    for node in nodes.iter_mut() {
+        let seen = node.nodes();
+        let want = &expected[&node.name];
+        if &seen != want {
+            wrong.push(format!("{} sees {seen:?}, want {want:?}", node.name));
+        }
+    }
+    if wrong.is_empty() {
+        Ok(())
+    } else {
+        Err(wrong.join("; "))
+    }
+}
+
+/// Every node expects every node for which `together(a, b)` holds.
+fn views(names: &[String], together: impl Fn(&str, &str) -> bool) -> BTreeMap<String, Vec<String>> {
+    names
+        .iter()
+        .map(|me| {
+            let mut peers: Vec<String> = names
+                .iter()
+                .filter(|other| *other != me && together(me, other))
+                .cloned()
+                .collect();
+            peers.sort();
+            (me.clone(), peers)
+        })
+        .collect()
+}
+
+fn host_of(name: &str) -> &str {
+    name.split_once('@').map_or("", |(_, host)| host)
+}
+
+#[test]
+fn three_hosts_one_command_cuts_and_heals_the_cluster() {
+    if !require_erl() {
+        return;
+    }
+    if let Err(why) = can_build_namespaces() {
+        return skip_or_fail(&why);
+    }
+    let net = match Network::build() {
+        Ok(net) => net,
+        Err(why) => return skip_or_fail(&why),
+    };
+    // Hosts 1 and 2 name their address (loopback is added), host 3 listens
+    // on every address.
+    let _proxies: Vec<HostProxy> = (1..=HOSTS)
+        .map(|h| match h {
+            3 => HostProxy::start(&net, h, "0.0.0.0"),
+            _ => HostProxy::start(&net, h, &host_address(h)),
+        })
+        .collect();
+    let every_proxy = (1..=HOSTS).map(control_at).collect::<Vec<_>>().join(",");
+
+    // The bridge forwards once its ports are up; every control port answering
+    // from host 1 proves the hosts reach each other.
+    wait_until(
+        Duration::from_secs(20),
+        "every control port reachable",
+        || ctl_from_host(&net, 1, None, &["--at", &every_proxy, "status"]).0 == 0,
+    );
+
+    // The same two names on every host, as real clusters have them
+    // (app@host1, app@host2, ...): n1 and n2.
+    let cookie = format!("epmdpxy_mh_{}", std::process::id());
+    let mut nodes: Vec<HostNode> = Vec::new();
+    for host in 1..=HOSTS {
+        for alive in ["n1", "n2"] {
+            // n2 listens on its host's address only, not on loopback: the
+            // proxy must still reach it.
+            let interface = format!("{{10,200,0,{host}}}");
+            let extra: &[&str] = match alive {
+                "n2" => &["-kernel", "inet_dist_use_interface", &interface],
+                _ => &[],
+            };
+            nodes.push(HostNode::spawn(&net, host, alive, &cookie, extra));
+        }
+    }
+    for node in &mut nodes {
+        node.wait_ready();
+    }
+    let names: Vec<String> = nodes.iter().map(|n| n.name.clone()).collect();
+    let [h1n1, h1n2, h2n1, _, _, h3n2] = [0, 1, 2, 3, 4, 5].map(|i| names[i].clone());
+
+    // Each proxy has exactly its host's two nodes (they registered over
+    // loopback), and `ctl --at` labels each answer with its proxy.
+    let (code, out) = ctl_from_host(&net, 1, None, &["--at", &every_proxy, "nodes"]);
+    assert_eq!(code, 0, "{out}");
+    for host in 1..=HOSTS {
+        let label = format!("{}: ", control_at(host));
+        let mut registered: Vec<&str> = out
+            .lines()
+            .filter_map(|line| line.strip_prefix(&label))
+            .filter(|line| !line.starts_with("OK") && *line != "END")
+            .filter_map(|line| line.split_whitespace().next())
+            .collect();
+        registered.sort_unstable();
+        assert_eq!(registered, ["n1", "n2"], "host {host}: {out}");
+    }
+
+    // Before any link no proxy knows its nodes' hosts. A fault on n1 of
+    // host 1 must not hold a link to n1 of host 2 (whose proxy only knows
+    // "n1" until n1 answers), yet must hold the link to n1 of host 1.
+    let narrow = "cut n1@10.200.0.1 | n2@10.200.0.3";
+    let (code, out) = ctl_from_host(&net, 3, None, &["--at", &every_proxy, narrow]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        nodes[5].ping(&h2n1),
+        "{narrow} must not cut {h3n2} from {h2n1}"
+    );
+    assert!(
+        !nodes[5].ping(&h1n1),
+        "{narrow} must cut {h3n2} from {h1n1}"
+    );
+    let (code, out) = ctl_from_host(&net, 3, None, &["--at", &every_proxy, "heal"]);
+    assert_eq!(code, 0, "{out}");
+
+    // One ping per peer from h1n1; connect_all makes the full mesh.
+    let mesh = views(&names, |_, _| true);
+    wait_until_ok(CONVERGE_TIMEOUT, "the full mesh", || {
+        let seen = nodes[0].nodes();
+        for other in names[1..].iter().filter(|o| !seen.contains(o)) {
+            nodes[0].ping(other);
+        }
+        check_views(&mut nodes, &mesh)
+    });
+
+    // One command, sent from host 1 to all three proxies, cuts host 1 off.
+    let islands = "cut *@10.200.0.1 | *@10.200.0.2,*@10.200.0.3";
+    let (code, out) = ctl_from_host(&net, 1, None, &["--at", &every_proxy, islands]);
+    assert_eq!(code, 0, "{out}");
+    let expected: Vec<String> = (1..=HOSTS)
+        .map(|h| format!("{}: OK {islands}", control_at(h)))
+        .collect();
+    assert_eq!(out.lines().collect::<Vec<_>>(), expected, "{out}");
+
+    let split = views(&names, |a, b| {
+        (host_of(a) == "10.200.0.1") == (host_of(b) == "10.200.0.1")
+    });
+    wait_until_ok(CONVERGE_TIMEOUT, "the two islands", || {
+        check_views(&mut nodes, &split)
+    });
+
+    // Links opened during the cut fail both ways: h1n1 -> h3n2 crosses
+    // host 3's proxy, h3n2 -> h1n1 crosses host 1's, and both hold the cut.
+    assert!(
+        !nodes[0].ping(&h3n2),
+        "{h1n1} reached {h3n2} during the cut"
+    );
+    assert!(
+        !nodes[5].ping(&h1n1),
+        "{h3n2} reached {h1n1} during the cut"
+    );
+    assert!(
+        !nodes[2].ping(&h1n2),
+        "{h2n1} reached {h1n2} during the cut"
+    );
+    // Inside each island links still work.
+    assert!(nodes[0].ping(&h1n2));
+    assert!(nodes[2].ping(&h3n2));
+    check_views(&mut nodes, &split).unwrap_or_else(|why| panic!("after the pings: {why}"));
+
+    // One command heals every host; this time the list comes from the
+    // environment and the command from host 2.
+    let (code, out) = ctl_from_host(&net, 2, Some(&every_proxy), &["heal"]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(
+        out.lines().filter(|l| l.ends_with(": OK healed")).count(),
+        HOSTS
+    );
+
+    // Reconnects are lazy: one ping across rejoins the islands.
+    wait_until_ok(CONVERGE_TIMEOUT, "the full mesh again", || {
+        if !nodes[5].ping(&h1n1) {
+            return Err(format!("{h3n2} cannot reach {h1n1} yet"));
+        }
+        check_views(&mut nodes, &mesh)
+    });
+    // Dropped in reverse order: the nodes, the proxies, then the network.
+}

@@ -25,7 +25,14 @@ pub fn from_env() -> Args {
         .file_name()
         .and_then(|name| name.to_str())
         .unwrap_or(program);
-    let rest = stdin_marker_as_positional(rest);
+    let rest = match epmd_style_args(rest.to_vec()) {
+        Ok(rest) => rest,
+        Err(message) => {
+            eprintln!("{command}: {message}");
+            std::process::exit(2)
+        }
+    };
+    let rest = stdin_marker_as_positional(&rest);
     let rest: Vec<&str> = rest.iter().map(String::as_str).collect();
     Args::from_args(&[command], &rest).unwrap_or_else(|early_exit| match early_exit.status {
         Ok(()) => {
@@ -68,7 +75,7 @@ fn stdin_marker_as_positional(args: &[String]) -> Vec<String> {
 #[derive(FromArgs, Debug)]
 #[argh(
     example = "Start it, point nodes at it, then cut from another terminal:\n  {command_name} --port 4369\n  ERL_EPMD_PORT=4369 erl -sname n1 -start_epmd false\n  {command_name} ctl 'cut n1 | n2'",
-    note = "Control commands (nc localhost 4370, `epmdpxy ctl`, or `help` on the control port):\n  cut, fix, isolate, rejoin, delay, throttle, reset, clear, heal, watch, sleep,\n  split, bridge, ring, seed, chaos, exempt, unexempt, status, nodes, links, help, quit\n  (grammar and examples: docs/control-protocol.md)\nEnvironment: ERL_EPMD_PORT (default port), ERL_EPMD_ADDRESS (default addresses),\nERL_EPMD_RELAXED_COMMAND_CHECK (set: as --relaxed-command-check)."
+    note = "Control commands (nc localhost 4370, `epmdpxy ctl`, or `help` on the control port):\n  cut, fix, isolate, rejoin, delay, throttle, reset, clear, heal, watch, sleep,\n  split, bridge, ring, seed, chaos, exempt, unexempt, status, nodes, links, help, quit\n  (grammar and examples: docs/control-protocol.md)\nEnvironment: ERL_EPMD_PORT (default port), ERL_EPMD_ADDRESS (default addresses),\nERL_EPMD_RELAXED_COMMAND_CHECK (set: as --relaxed-command-check).\nepmd's own spellings work too: -port N, -address LIST, -relaxed_command_check,\n-packet_timeout S, -d/-debug (as -v)."
 )]
 pub struct Args {
     /// TCP port for EPMD requests (default: $ERL_EPMD_PORT, else 4369; 0 picks a free port)
@@ -175,6 +182,79 @@ pub struct CtlArgs {
     pub words: Vec<String>,
 }
 
+/// Options of ours that take a value: the word after them is a value, not
+/// a flag, and is never rewritten.
+/// A test checks it against the usage line argh prints.
+const OPTIONS_WITH_VALUE: &[&str] = &[
+    "--port",
+    "--control-port",
+    "--address",
+    "--control-address",
+    "--packet-timeout",
+    "--listener-timeout",
+    "--exempt",
+    "--seed",
+    "--handshake-timeout",
+    "--max-pending-listeners",
+    "--max-control-sessions",
+];
+
+/// Rewrites `epmd`'s single-dash flags into ours before argh parses the
+/// arguments (argh reads `-port` as an unknown flag). `args` excludes the
+/// program name. Mapped: `-port N`, `-address LIST`,
+/// `-relaxed_command_check`, `-packet_timeout S` (to their `--` forms) and
+/// `-d`/`-debug` (to `-v`). epmd flags we do not offer are refused with a
+/// message saying why. Nothing after a `--` or the `ctl` subcommand is
+/// touched.
+pub fn epmd_style_args(args: Vec<String>) -> Result<Vec<String>, String> {
+    let mut out = Vec::with_capacity(args.len());
+    let mut words = args.into_iter();
+    while let Some(word) = words.next() {
+        let mapped = match word.as_str() {
+            "-port" => "--port",
+            "-address" => "--address",
+            "-relaxed_command_check" => "--relaxed-command-check",
+            "-packet_timeout" => "--packet-timeout",
+            "-d" | "-debug" => "-v",
+            "-daemon" | "-systemd" => {
+                return Err(format!(
+                    "epmd's {word} is not supported: epmdpxy runs in the foreground; start it \
+                     from your shell, test script or service manager, and start nodes with \
+                     `-start_epmd false`"
+                ))
+            }
+            "-names" | "-kill" | "-stop" => {
+                return Err(format!(
+                    "epmd's client command {word} is not part of epmdpxy; OTP's own client works \
+                     against it: `epmd -port P {word}`"
+                ))
+            }
+            "-delay_accept" | "-delay_write" => {
+                return Err(format!("epmd's debugging option {word} is not supported"))
+            }
+            "--" | "ctl" => {
+                out.push(word);
+                out.extend(words);
+                break;
+            }
+            other => {
+                let takes_value = OPTIONS_WITH_VALUE.contains(&other);
+                out.push(word);
+                if takes_value {
+                    out.extend(words.next());
+                }
+                continue;
+            }
+        };
+        let takes_value = OPTIONS_WITH_VALUE.contains(&mapped);
+        out.push(mapped.to_owned());
+        if takes_value {
+            out.extend(words.next());
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -208,5 +288,110 @@ mod tests {
                 strings(unchanged)
             );
         }
+    }
+
+    fn rewrite(words: &[&str]) -> Result<Vec<String>, String> {
+        epmd_style_args(words.iter().map(|w| w.to_string()).collect())
+    }
+
+    #[test]
+    fn epmd_spellings_become_ours() {
+        assert_eq!(
+            rewrite(&["-port", "4369", "-address", "127.0.0.1,::1"]),
+            Ok(strings(&["--port", "4369", "--address", "127.0.0.1,::1"]))
+        );
+        assert_eq!(
+            rewrite(&["-relaxed_command_check", "-packet_timeout", "5"]),
+            Ok(strings(&[
+                "--relaxed-command-check",
+                "--packet-timeout",
+                "5"
+            ]))
+        );
+        assert_eq!(rewrite(&["-d", "-debug"]), Ok(strings(&["-v", "-v"])));
+    }
+
+    #[test]
+    fn our_own_spellings_pass_unchanged() {
+        let ours = [
+            "--port",
+            "0",
+            "--control-port",
+            "0",
+            "-v",
+            "--relaxed-command-check",
+        ];
+        assert_eq!(rewrite(&ours), Ok(strings(&ours)));
+        assert_eq!(rewrite(&[]), Ok(vec![]));
+    }
+
+    #[test]
+    fn values_are_never_rewritten() {
+        // a value that happens to look like an epmd flag stays a value
+        assert_eq!(
+            rewrite(&["--address", "-d", "-port", "-d"]),
+            Ok(strings(&["--address", "-d", "--port", "-d"]))
+        );
+        // a missing value is left for argh to report
+        assert_eq!(rewrite(&["-port"]), Ok(strings(&["--port"])));
+    }
+
+    #[test]
+    fn ctl_words_and_after_double_dash_are_untouched() {
+        assert_eq!(
+            rewrite(&["-d", "ctl", "-port", "-d"]),
+            Ok(strings(&["-v", "ctl", "-port", "-d"]))
+        );
+        assert_eq!(rewrite(&["--", "-port"]), Ok(strings(&["--", "-port"])));
+    }
+
+    #[test]
+    fn unsupported_epmd_flags_explain_themselves() {
+        for flag in [
+            "-daemon",
+            "-systemd",
+            "-names",
+            "-kill",
+            "-stop",
+            "-delay_accept",
+        ] {
+            let err = rewrite(&[flag]).expect_err(flag);
+            assert!(err.contains(flag), "{err}");
+        }
+        assert!(rewrite(&["-names"])
+            .unwrap_err()
+            .contains("epmd -port P -names"));
+    }
+
+    #[test]
+    fn options_with_value_match_the_usage_line() {
+        // argh's usage line shows `[--name <name>]` for every option that
+        // takes a value and `[--name]` for switches.
+        let help = match Args::from_args(&["epmdpxy"], &["--help"]) {
+            Err(exit) => exit.output,
+            Ok(_) => panic!("--help parsed as arguments"),
+        };
+        let usage = help.lines().next().unwrap_or_default();
+        let mut with_value: Vec<&str> = usage
+            .split('[')
+            .filter_map(|part| {
+                let (name, rest) = part.trim().split_once(' ')?;
+                (name.starts_with("--") && rest.starts_with('<')).then_some(name)
+            })
+            .collect();
+        with_value.sort_unstable();
+        let mut listed = OPTIONS_WITH_VALUE.to_vec();
+        listed.sort_unstable();
+        assert_eq!(with_value, listed, "usage: {usage}");
+    }
+
+    #[test]
+    fn rewritten_epmd_flags_parse() {
+        let words = rewrite(&["-port", "4370", "-relaxed_command_check", "-d", "-d"]).unwrap();
+        let refs: Vec<&str> = words.iter().map(String::as_str).collect();
+        let args = Args::from_args(&["epmdpxy"], &refs).expect("parses");
+        assert_eq!(args.port, Some(4370));
+        assert!(args.relaxed_command_check);
+        assert_eq!(args.verbose, 2);
     }
 }

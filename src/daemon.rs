@@ -2,7 +2,7 @@
 //! threads and prints the ready line.
 
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, ToSocketAddrs};
 use std::sync::Arc;
 
 use crate::shared::{Settings, Shared};
@@ -20,35 +20,88 @@ pub struct Listen {
 }
 
 /// The addresses EPMD listens on. Defaults: 127.0.0.1 and ::1 (the latter
-/// only if the system has IPv6). Loopback is always added, as epmd does,
-/// unless an unspecified address (0.0.0.0, ::) already covers it.
+/// only if the system has IPv6), plus `host_loopbacks`: the loopback
+/// addresses the host name resolves to (Debian and Ubuntu map it to
+/// 127.0.1.1). Erlang nodes ask a peer's EPMD at the address the peer's
+/// host name resolves to, so EPMD must answer there; OTP's epmd listens on
+/// every address by default, which covers it. With an explicit list,
+/// loopback is always added, as epmd does: 127.0.0.1 unless 0.0.0.0 is
+/// asked for, ::1 unless :: is. On Linux `::` is dual-stack (it takes IPv4
+/// too, and a later 0.0.0.0 or 127.0.0.1 on the same port fails as "in
+/// use"), so `::` is bound first and what it may cover is not required.
 /// Returns `(address, required)` pairs: a failure to bind a required one
 /// is fatal, the others are skipped with a note.
-pub fn epmd_addresses(asked: Option<&[IpAddr]>) -> Vec<(IpAddr, bool)> {
+pub fn epmd_addresses(asked: Option<&[IpAddr]>, host_loopbacks: &[IpAddr]) -> Vec<(IpAddr, bool)> {
     let v4 = IpAddr::V4(Ipv4Addr::LOCALHOST);
     let v6 = IpAddr::V6(Ipv6Addr::LOCALHOST);
     let Some(asked) = asked else {
-        return vec![(v4, true), (v6, false)];
+        let mut out = vec![(v4, true), (v6, false)];
+        for &address in host_loopbacks {
+            if address.is_loopback() && !out.iter().any(|(a, _)| *a == address) {
+                out.push((address, false));
+            }
+        }
+        return out;
     };
+    let any_v4 = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+    let any_v6 = IpAddr::V6(Ipv6Addr::UNSPECIFIED);
+    let dual_stack = asked.contains(&any_v6);
     let mut out: Vec<(IpAddr, bool)> = Vec::new();
+    if dual_stack {
+        out.push((any_v6, true));
+    }
     for &address in asked {
         if !out.iter().any(|(a, _)| *a == address) {
-            out.push((address, true));
+            // Under `::` an IPv4 address may already be taken by it.
+            out.push((address, !(dual_stack && address.is_ipv4())));
         }
     }
-    if !asked.iter().any(IpAddr::is_unspecified) {
-        for loopback in [v4, v6] {
-            if !out.iter().any(|(a, _)| *a == loopback) {
-                out.push((loopback, false));
+    for (loopback, covered_by) in [(v4, any_v4), (v6, any_v6)] {
+        if !asked.contains(&covered_by) && !out.iter().any(|(a, _)| *a == loopback) {
+            out.push((loopback, false));
+        }
+    }
+    out
+}
+
+/// Upper bound on the addresses taken from the host name's resolution.
+const MAX_HOST_ADDRESSES: usize = 8;
+
+/// The loopback addresses this machine's host name (full and short form)
+/// resolves to. Empty if the name cannot be read or resolved.
+pub fn host_name_loopbacks() -> Vec<IpAddr> {
+    let Ok(name) = std::fs::read_to_string("/proc/sys/kernel/hostname") else {
+        return Vec::new();
+    };
+    let name = name.trim();
+    let short = name.split('.').next().unwrap_or(name);
+    let mut out: Vec<IpAddr> = Vec::new();
+    for candidate in [name, short] {
+        if candidate.is_empty() {
+            continue;
+        }
+        let Ok(resolved) = (candidate, 0).to_socket_addrs() else {
+            continue;
+        };
+        for address in resolved.map(|a| a.ip()) {
+            if address.is_loopback() && !out.contains(&address) && out.len() < MAX_HOST_ADDRESSES {
+                out.push(address);
             }
         }
     }
     out
 }
 
-/// Parses a comma-separated address list.
+/// True for an address list of only separators (epmd then uses its
+/// defaults).
+pub fn is_blank_address_list(text: &str) -> bool {
+    text.chars().all(|c| c == ',' || c.is_whitespace())
+}
+
+/// Parses an address list separated by commas and/or spaces (epmd splits
+/// `-address` and `ERL_EPMD_ADDRESS` on both).
 pub fn parse_addresses(text: &str) -> Result<Vec<IpAddr>, String> {
-    text.split(',')
+    text.split(|c: char| c == ',' || c.is_whitespace())
         .map(str::trim)
         .filter(|part| !part.is_empty())
         .map(|part| {
@@ -83,7 +136,12 @@ fn bind_error(what: &str, address: SocketAddr, err: &io::Error) -> String {
 pub fn run(listen: Listen, mut settings: Settings) -> Result<(), String> {
     let mut epmd_listeners = Vec::new();
     let mut port = listen.epmd_port;
-    for (address, required) in epmd_addresses(listen.addresses.as_deref()) {
+    let host_loopbacks = if listen.addresses.is_none() {
+        host_name_loopbacks()
+    } else {
+        Vec::new()
+    };
+    for (address, required) in epmd_addresses(listen.addresses.as_deref(), &host_loopbacks) {
         let socket = SocketAddr::new(address, port);
         match TcpListener::bind(socket) {
             Ok(listener) => {
@@ -91,6 +149,17 @@ pub fn run(listen: Listen, mut settings: Settings) -> Result<(), String> {
                 epmd_listeners.push((address, listener));
             }
             Err(err) if required => return Err(bind_error("EPMD", socket, &err)),
+            Err(err)
+                if address.is_ipv4()
+                    && err.kind() == io::ErrorKind::AddrInUse
+                    && epmd_listeners
+                        .iter()
+                        .any(|(bound, _): &(IpAddr, TcpListener)| {
+                            *bound == IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+                        }) =>
+            {
+                log_info!("{socket} is served by the dual-stack [::]:{port} listener");
+            }
             Err(err) => log_info!("not listening on {socket}: {err}"),
         }
     }
@@ -145,11 +214,11 @@ mod tests {
     #[test]
     fn default_and_explicit_addresses() {
         assert_eq!(
-            epmd_addresses(None),
+            epmd_addresses(None, &[]),
             vec![(ip("127.0.0.1"), true), (ip("::1"), false)]
         );
         assert_eq!(
-            epmd_addresses(Some(&[ip("10.0.0.1")])),
+            epmd_addresses(Some(&[ip("10.0.0.1")]), &[ip("127.0.1.1")]),
             vec![
                 (ip("10.0.0.1"), true),
                 (ip("127.0.0.1"), false),
@@ -157,13 +226,38 @@ mod tests {
             ]
         );
         assert_eq!(
-            epmd_addresses(Some(&[ip("0.0.0.0")])),
-            vec![(ip("0.0.0.0"), true)]
+            epmd_addresses(Some(&[ip("0.0.0.0")]), &[]),
+            vec![(ip("0.0.0.0"), true), (ip("::1"), false)]
+        );
+        // `::` first (dual-stack); IPv4 after it may fail as in use.
+        assert_eq!(
+            epmd_addresses(Some(&[ip("0.0.0.0"), ip("::")]), &[]),
+            vec![(ip("::"), true), (ip("0.0.0.0"), false)]
         );
         assert_eq!(
-            epmd_addresses(Some(&[ip("::1")])),
+            epmd_addresses(Some(&[ip("::")]), &[]),
+            vec![(ip("::"), true), (ip("127.0.0.1"), false)]
+        );
+        assert_eq!(
+            epmd_addresses(Some(&[ip("::1")]), &[]),
             vec![(ip("::1"), true), (ip("127.0.0.1"), false)]
         );
+    }
+
+    #[test]
+    fn host_name_loopbacks_join_the_defaults() {
+        // Debian's 127.0.1.1 is added; a non-loopback address never is,
+        // nor a duplicate.
+        assert_eq!(
+            epmd_addresses(None, &[ip("127.0.1.1"), ip("192.168.1.5"), ip("127.0.0.1")]),
+            vec![
+                (ip("127.0.0.1"), true),
+                (ip("::1"), false),
+                (ip("127.0.1.1"), false)
+            ]
+        );
+        // Whatever this machine resolves, only loopback comes back.
+        assert!(host_name_loopbacks().iter().all(IpAddr::is_loopback));
     }
 
     #[test]
@@ -173,6 +267,13 @@ mod tests {
             Ok(vec![ip("127.0.0.1"), ip("::1")])
         );
         assert_eq!(parse_addresses("[::1]"), Ok(vec![ip("::1")]));
+        assert_eq!(
+            parse_addresses("10.0.0.1 ::1,, 127.0.0.1"),
+            Ok(vec![ip("10.0.0.1"), ip("::1"), ip("127.0.0.1")])
+        );
+        assert!(is_blank_address_list(""));
+        assert!(is_blank_address_list(" , ,"));
+        assert!(!is_blank_address_list("::1"));
         assert!(parse_addresses("").is_err());
         assert!(parse_addresses("localhost").is_err());
     }

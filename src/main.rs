@@ -40,13 +40,17 @@ fn start(args: &Args) -> Result<(), String> {
             Err(_) => 4369,
         },
     };
+    // As epmd: a list of only separators (or an empty ERL_EPMD_ADDRESS)
+    // means the defaults.
     let addresses = match args
         .address
         .clone()
         .or_else(|| std::env::var("ERL_EPMD_ADDRESS").ok())
     {
-        Some(text) => Some(daemon::parse_addresses(&text)?),
-        None => None,
+        Some(text) if !daemon::is_blank_address_list(&text) => {
+            Some(daemon::parse_addresses(&text)?)
+        }
+        _ => None,
     };
     let control_address: IpAddr = args
         .control_address

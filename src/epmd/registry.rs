@@ -44,8 +44,13 @@ pub struct Registry {
     next_id: u64,
 }
 
-/// How many old names are remembered (epmd keeps a bounded list too).
-const MAX_OLD_NAMES: usize = 1024;
+/// Old names epmd keeps (`MAX_UNREG_COUNT`): a *new* name registering
+/// while more than this many are remembered evicts the oldest one.
+const MAX_OLD_NAMES: usize = 1000;
+/// Hard bound on the old-name list. epmd only evicts on a new
+/// registration, so the list can outgrow `MAX_OLD_NAMES` when over a
+/// thousand live nodes go at once; this keeps it bounded regardless.
+const HARD_MAX_OLD_NAMES: usize = 10 * MAX_OLD_NAMES;
 
 impl Default for Registry {
     fn default() -> Registry {
@@ -85,6 +90,9 @@ impl Registry {
             .iter()
             .position(|old| old.name == name)
             .map(|at| self.old.remove(at));
+        if previous.is_none() && self.old.len() > MAX_OLD_NAMES {
+            self.old.remove(0);
+        }
         let creation = self.next_creation(&info, previous.map(|old| old.creation));
         let registration = Registration {
             id: self.next_id,
@@ -119,7 +127,7 @@ impl Registry {
     pub fn unregister(&mut self, id: u64) -> Option<Registration> {
         let at = self.nodes.iter().position(|node| node.id == id)?;
         let gone = self.nodes.remove(at);
-        if self.old.len() >= MAX_OLD_NAMES {
+        if self.old.len() >= HARD_MAX_OLD_NAMES {
             self.old.remove(0);
         }
         self.old.push(OldName {
@@ -217,6 +225,26 @@ mod tests {
             last = Some(node.creation);
             reg.unregister(node.id);
         }
+    }
+
+    #[test]
+    fn old_names_are_bounded_like_epmd() {
+        let mut reg = Registry::with_seed(0);
+        for i in 0..=MAX_OLD_NAMES + 1 {
+            let node = reg
+                .register(info(&format!("n{i}"), 6), LOCAL, 1)
+                .expect("registers");
+            reg.unregister(node.id);
+        }
+        // 1002 registered and gone: the last new name evicted the oldest.
+        assert_eq!(reg.old_names().len(), MAX_OLD_NAMES + 1);
+        assert_eq!(reg.old_names()[0].name, "n1");
+        // A returning name leaves the list without evicting anything.
+        let back = reg.register(info("n5", 6), LOCAL, 1).expect("registers");
+        assert_eq!(reg.old_names().len(), MAX_OLD_NAMES);
+        assert!(reg.old_names().iter().all(|old| old.name != "n5"));
+        reg.unregister(back.id);
+        assert_eq!(reg.old_names().last().map(|o| o.name.as_str()), Some("n5"));
     }
 
     #[test]

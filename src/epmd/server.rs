@@ -54,38 +54,87 @@ fn canonical(address: IpAddr) -> IpAddr {
     }
 }
 
-/// Reads exactly `buf.len()` bytes before `deadline`.
-fn read_before(stream: &mut TcpStream, buf: &mut [u8], deadline: Instant) -> io::Result<()> {
-    let mut filled = 0;
-    while filled < buf.len() {
+/// epmd's input buffer (`INBUF_SIZE`, 3060): a request and its 2-byte
+/// length must fit in one byte less.
+const INBUF_SIZE: usize = wire::MAX_REQUEST_LEN + 3;
+
+/// Why no request could be read.
+#[derive(Debug)]
+enum ReadFailure {
+    Io(io::Error),
+    /// Bad length prefix (0 or too large).
+    BadLength(u16),
+    /// More bytes than the request arrived before its length was known.
+    Trailing {
+        got: usize,
+        want: usize,
+    },
+}
+
+impl std::fmt::Display for ReadFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReadFailure::Io(err) if err.kind() == io::ErrorKind::UnexpectedEof => {
+                write!(f, "closed before a complete request")
+            }
+            ReadFailure::Io(err) => write!(f, "{err}"),
+            ReadFailure::BadLength(len) => write!(f, "bad request length {len}"),
+            ReadFailure::Trailing { got, want } => {
+                write!(f, "{got} bytes arrived for a {want}-byte request")
+            }
+        }
+    }
+}
+
+/// One `read` before `deadline` into `buf`; 0 bytes is an error (EOF).
+fn read_some(stream: &mut TcpStream, buf: &mut [u8], deadline: Instant) -> io::Result<usize> {
+    loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             return Err(io::ErrorKind::TimedOut.into());
         }
         stream.set_read_timeout(Some(left))?;
-        let Some(space) = buf.get_mut(filled..) else {
-            break;
-        };
-        match stream.read(space) {
+        match stream.read(buf) {
             Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
-            Ok(n) => filled += n,
+            Ok(n) => return Ok(n),
             Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
             Err(err) => return Err(err),
         }
     }
-    Ok(())
 }
 
-/// True if more bytes than the request have already arrived (epmd closes
-/// such connections without serving them).
-fn has_trailing_bytes(stream: &TcpStream) -> bool {
-    if stream.set_nonblocking(true).is_err() {
-        return false;
+/// Reads one request (the body after the length prefix) the way epmd's
+/// `do_read` does, so that the same bytes meet the same fate:
+/// - until the 2-byte length has arrived, each read takes whatever is
+///   there (up to the buffer); if that is already more than the request,
+///   the connection is closed unserved — a request followed by garbage in
+///   the same write;
+/// - after that, reads ask for exactly the missing bytes, so bytes sent
+///   after the request in a later write stay unread (a registration
+///   socket then sees them and ends the registration).
+fn read_request(stream: &mut TcpStream, deadline: Instant) -> Result<Vec<u8>, ReadFailure> {
+    let mut buf = vec![0u8; INBUF_SIZE - 1];
+    let mut got = 0;
+    while got < 2 {
+        let space = buf.get_mut(got..).unwrap_or_default();
+        got += read_some(stream, space, deadline).map_err(ReadFailure::Io)?;
     }
-    let mut probe = [0u8; 1];
-    let trailing = matches!(stream.peek(&mut probe), Ok(n) if n > 0);
-    let _ = stream.set_nonblocking(false);
-    trailing
+    let prefix = [
+        buf.first().copied().unwrap_or(0),
+        buf.get(1).copied().unwrap_or(0),
+    ];
+    let Framing::Body(len) = wire::framing(prefix) else {
+        return Err(ReadFailure::BadLength(u16::from_be_bytes(prefix)));
+    };
+    let want = len + 2;
+    if got > want {
+        return Err(ReadFailure::Trailing { got, want });
+    }
+    while got < want {
+        let space = buf.get_mut(got..want).unwrap_or_default();
+        got += read_some(stream, space, deadline).map_err(ReadFailure::Io)?;
+    }
+    Ok(buf.get(2..want).unwrap_or_default().to_vec())
 }
 
 /// Reads one request and serves it.
@@ -94,28 +143,16 @@ fn handle_connection(shared: &Arc<Shared>, mut stream: TcpStream) {
         return;
     };
     let _ = stream.set_nodelay(true);
+    // Measured from the start (newer epmd does too): dribbling bytes does
+    // not keep a connection alive past the packet timeout.
     let deadline = Instant::now() + shared.settings.packet_timeout;
-    let mut prefix = [0u8; 2];
-    if let Err(err) = read_before(&mut stream, &mut prefix, deadline) {
-        log_debug!("epmd: {peer}: no request ({err}); closed");
-        return;
-    }
-    let Framing::Body(len) = wire::framing(prefix) else {
-        log_debug!(
-            "epmd: {peer}: bad request length {}; closed",
-            u16::from_be_bytes(prefix)
-        );
-        return;
+    let body = match read_request(&mut stream, deadline) {
+        Ok(body) => body,
+        Err(why) => {
+            log_debug!("epmd: {peer}: {why}; closed");
+            return;
+        }
     };
-    let mut body = vec![0u8; len];
-    if let Err(err) = read_before(&mut stream, &mut body, deadline) {
-        log_debug!("epmd: {peer}: incomplete request ({err}); closed");
-        return;
-    }
-    if has_trailing_bytes(&stream) {
-        log_debug!("epmd: {peer}: bytes after the request; closed");
-        return;
-    }
     let request = match wire::parse_request(&body) {
         Ok(request) => request,
         Err(why) => {
@@ -126,7 +163,10 @@ fn handle_connection(shared: &Arc<Shared>, mut stream: TcpStream) {
     let local_peer = is_local_peer(peer.ip(), local.ip());
     log_debug!("epmd: {peer}: {request:?}");
     match request {
-        Request::Alive2(info) if local_peer => alive2(shared, stream, info, peer.ip()),
+        Request::Alive2(info) if local_peer => {
+            // Under a dual-stack `::` listener IPv4 peers show as ::ffff:a.b.c.d.
+            alive2(shared, stream, info, canonical(peer.ip()))
+        }
         Request::PortPlease2 { name } => port_please2(shared, stream, &name, local.ip()),
         Request::Names => names(shared, stream),
         Request::Dump if local_peer => dump(shared, stream),
@@ -324,8 +364,14 @@ fn stop(shared: &Shared, mut stream: TcpStream, name: &[u8]) {
         log_info!("epmd: stop refused: --relaxed-command-check is off");
         return;
     }
-    let name = String::from_utf8_lossy(name);
-    let found = lock(&shared.registry).find(&name).map(|node| node.id);
+    // Names are compared as bytes, as epmd does: a name that is not UTF-8
+    // matches nothing (every registered name is UTF-8).
+    let name = std::str::from_utf8(name).unwrap_or_default();
+    let found = if name.is_empty() {
+        None
+    } else {
+        lock(&shared.registry).find(name).map(|node| node.id)
+    };
     let Some(id) = found else {
         // OTP's epmd sends both words here; its client reads 7 bytes.
         let _ = stream.write_all(b"NOEXISTSTOPPED");

@@ -123,7 +123,12 @@ pub fn parse_request(body: &[u8]) -> Result<Request, Malformed> {
         TAG_DUMP_REQ => Ok(Request::Dump),
         TAG_KILL_REQ => Ok(Request::Kill),
         TAG_STOP_REQ => {
-            // epmd reads the name as a C string: it ends at the first NUL.
+            // epmd wants at least one byte after the tag, then reads the
+            // name as a C string: it ends at the first NUL (`s\0x` asks
+            // for the empty name, which is never registered).
+            if rest.is_empty() {
+                return Err(Malformed::TooShort);
+            }
             let name: Vec<u8> = rest.iter().copied().take_while(|&b| b != 0).collect();
             Ok(Request::Stop { name })
         }
@@ -163,10 +168,8 @@ fn parse_alive2(body: &[u8]) -> Result<NodeInfo, Malformed> {
     if name.contains(&0) {
         return Err(Malformed::NulInName);
     }
-    if name.is_empty() {
-        // OTP 25.2.3 registers an empty name; we refuse it (documented).
-        return Err(Malformed::BadName);
-    }
+    // An empty name (possible from 14 bytes on) is well-formed here; the
+    // registration refuses it (see `check_registration`).
     Ok(NodeInfo {
         port,
         node_type,
@@ -197,6 +200,9 @@ fn parse_port_please2(raw: &[u8]) -> Result<String, Malformed> {
 /// creation 99), keeping the socket open as epmd does.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Refusal {
+    /// OTP 25.2.3 registers the empty name (nobody can look it up, as
+    /// PORT2 refuses empty names); we refuse it. A knowing difference.
+    EmptyName,
     NameTooLong,
     NameNotUtf8,
     ExtraTooLong,
@@ -206,6 +212,7 @@ pub enum Refusal {
 impl std::fmt::Display for Refusal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
+            Refusal::EmptyName => "empty name",
             Refusal::NameTooLong => "name too long",
             Refusal::NameNotUtf8 => "name not UTF-8",
             Refusal::ExtraTooLong => "extra field too long",
@@ -217,6 +224,9 @@ impl std::fmt::Display for Refusal {
 /// The size and encoding checks epmd makes on a registration before it
 /// looks at the registry.
 pub fn check_registration(info: &NodeInfo) -> Result<(), Refusal> {
+    if info.name.is_empty() {
+        return Err(Refusal::EmptyName);
+    }
     if info.name.len() > MAX_NAME_BYTES {
         return Err(Refusal::NameTooLong);
     }
@@ -412,10 +422,16 @@ mod tests {
             parse_request(&encode_alive2_request(&node("a\0b"))),
             Err(Malformed::NulInName)
         );
-        // the empty name (OTP 25.2.3 accepts it in a 14-byte packet; we do not)
+        // the empty name in a 14-byte packet parses; the registration
+        // refuses it (OTP 25.2.3 registers it; we do not)
         let mut empty = encode_alive2_request(&node(""));
         empty.push(0);
-        assert_eq!(parse_request(&empty), Err(Malformed::BadName));
+        match parse_request(&empty) {
+            Ok(Request::Alive2(info)) => {
+                assert_eq!(check_registration(&info), Err(Refusal::EmptyName))
+            }
+            other => panic!("14-byte empty-name ALIVE2 gave {other:?}"),
+        }
         // 13 bytes: epmd wants more than the fixed part
         assert_eq!(
             parse_request(&encode_alive2_request(&node(""))),
@@ -480,6 +496,11 @@ mod tests {
             Ok(Request::Stop {
                 name: b"foo".to_vec()
             })
+        );
+        assert_eq!(parse_request(b"s"), Err(Malformed::TooShort));
+        assert_eq!(
+            parse_request(b"s\0x"),
+            Ok(Request::Stop { name: Vec::new() })
         );
         assert_eq!(parse_request(b"Q"), Err(Malformed::UnknownTag(b'Q')));
     }

@@ -1,0 +1,849 @@
+//! Real EPMD clients against epmdpxy: OTP's own `epmd -names`, `-kill`
+//! and `-stop`, `net_adm:names/0` from a node, a hidden node, an
+//! `erl -remsh` session through the proxy, and IPv6 (`--address ::1`,
+//! both loopbacks by default, `-proto_dist inet6_tcp` nodes).
+//!
+//! Tests that start `erl` fail under `CI` when it is missing and are
+//! skipped with a message otherwise; those that only run the `epmd`
+//! client follow the same rule for `epmd`. The IPv6 tests are skipped
+//! with a message on a machine without an IPv6 loopback.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Ipv4Addr, Ipv6Addr, TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::{
+    epmd_names, program_on_path, require_erl, wait_until, wait_until_ok, NodeOptions, Proxy,
+};
+
+/// How long an `epmd` client run may take.
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a registration, unregistration or exit may take to show.
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long an Erlang node may take to start and answer.
+const NODE_TIMEOUT: Duration = Duration::from_secs(30);
+
+// ---------------------------------------------------------------------------
+// Gates
+// ---------------------------------------------------------------------------
+
+/// Like `require_erl`, for OTP's `epmd` binary (its client mode).
+fn require_epmd() -> bool {
+    if program_on_path("epmd") {
+        return true;
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("`epmd` is not on PATH but CI is set: install Erlang/OTP (erlang-base)");
+    }
+    eprintln!("SKIPPED: `epmd` is not on PATH; install Erlang/OTP (erlang-base) to run this test");
+    false
+}
+
+/// True if this machine has an IPv6 loopback; prints a skip note if not.
+fn require_ipv6_loopback() -> bool {
+    if TcpListener::bind((Ipv6Addr::LOCALHOST, 0)).is_ok() {
+        return true;
+    }
+    eprintln!("SKIPPED: this machine has no IPv6 loopback (::1 cannot be bound)");
+    false
+}
+
+// ---------------------------------------------------------------------------
+// An epmdpxy whose exit we can watch
+// ---------------------------------------------------------------------------
+
+/// An `epmdpxy` started by this file (common's `Proxy` does not expose its
+/// exit status, which the KILL tests need). Killed on drop.
+struct OwnedProxy {
+    epmd_port: u16,
+    control_port: u16,
+    child: Child,
+    log: Arc<Mutex<String>>,
+}
+
+impl OwnedProxy {
+    fn start(args: &[&str]) -> OwnedProxy {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_epmdpxy"))
+            .args(["--port", "0", "--control-port", "0"])
+            .args(args)
+            .env_remove("ERL_EPMD_ADDRESS")
+            .env_remove("ERL_EPMD_RELAXED_COMMAND_CHECK")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn epmdpxy");
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let log = Arc::new(Mutex::new(String::new()));
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let writer = Arc::clone(&log);
+        thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Ok(mut log) = writer.lock() {
+                    log.push_str(&line);
+                    log.push('\n');
+                }
+                let _ = ready_tx.send(line);
+            }
+        });
+        let mut proxy = OwnedProxy {
+            epmd_port: 0,
+            control_port: 0,
+            child,
+            log,
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match ready_rx.recv_timeout(left) {
+                Ok(line) => {
+                    let field = |key: &str| {
+                        line.split_whitespace()
+                            .find_map(|token| token.strip_prefix(key)?.parse::<u16>().ok())
+                    };
+                    if let (Some(epmd), Some(control)) =
+                        (field("epmd_port="), field("control_port="))
+                    {
+                        proxy.epmd_port = epmd;
+                        proxy.control_port = control;
+                        return proxy;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => {
+                    panic!("epmdpxy did not get ready; stderr:\n{}", proxy.log())
+                }
+            }
+        }
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    /// The exit code, once the process has exited (within `timeout`).
+    fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Registers a fake node (nothing listens on its port) and returns the
+    /// registration socket: the node is registered while it is open.
+    fn register_fake(&self, name: &str) -> TcpStream {
+        register_fake(self.epmd_port, name)
+    }
+}
+
+impl Drop for OwnedProxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if thread::panicking() {
+            eprintln!("---- epmdpxy log ----\n{}---- end ----", self.log());
+        }
+    }
+}
+
+/// ALIVE2 for `name` (a v6 node on a port nothing listens on); panics
+/// unless accepted. The registration lasts while the socket is open.
+fn register_fake(port: u16, name: &str) -> TcpStream {
+    register_fake_typed(port, name, 77)
+}
+
+/// As `register_fake`, with the given node type (77 normal, 72 hidden).
+fn register_fake_typed(port: u16, name: &str, node_type: u8) -> TcpStream {
+    let mut body = vec![b'x'];
+    body.extend_from_slice(&5123u16.to_be_bytes());
+    body.extend_from_slice(&[node_type, 0, 0, 6, 0, 5]);
+    body.extend_from_slice(&(name.len() as u16).to_be_bytes());
+    body.extend_from_slice(name.as_bytes());
+    body.extend_from_slice(&[0, 0]);
+    let mut request = (body.len() as u16).to_be_bytes().to_vec();
+    request.extend_from_slice(&body);
+    let mut stream = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).expect("connect to EPMD");
+    stream.write_all(&request).expect("send ALIVE2");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let mut reply = [0u8; 6];
+    stream.read_exact(&mut reply).expect("ALIVE2 reply");
+    assert_eq!(reply[..2], [118, 0], "registration of {name} refused");
+    stream
+}
+
+// ---------------------------------------------------------------------------
+// Running OTP's epmd client
+// ---------------------------------------------------------------------------
+
+/// Runs `epmd -port P ARGS` (client mode); returns (exit code, stdout then
+/// stderr). Killed after `CLIENT_TIMEOUT`.
+fn epmd_client(port: u16, args: &[&str]) -> (Option<i32>, String) {
+    let mut child = Command::new("epmd")
+        .args(["-port", &port.to_string()])
+        .args(args)
+        .env_remove("ERL_EPMD_PORT")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run the epmd client");
+    let deadline = Instant::now() + CLIENT_TIMEOUT;
+    let status = loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("`epmd -port {port} {args:?}` did not finish within {CLIENT_TIMEOUT:?}");
+        }
+        thread::sleep(Duration::from_millis(20));
+    };
+    // A few short lines: far below a pipe buffer, so the child never blocked.
+    let mut printed = String::new();
+    if let Some(mut out) = child.stdout.take() {
+        let _ = out.read_to_string(&mut printed);
+    }
+    if let Some(mut err) = child.stderr.take() {
+        let _ = err.read_to_string(&mut printed);
+    }
+    (status.code(), printed)
+}
+
+/// NAMES over `address`; the node names listed.
+fn names_over(address: std::net::IpAddr, port: u16) -> Result<String, String> {
+    let mut stream =
+        TcpStream::connect((address, port)).map_err(|e| format!("connect {address}: {e}"))?;
+    stream.write_all(&[0, 1, b'n']).map_err(|e| e.to_string())?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .map_err(|e| e.to_string())?;
+    let mut reply = Vec::new();
+    stream
+        .read_to_end(&mut reply)
+        .map_err(|e| format!("read from {address}: {e}"))?;
+    if reply.get(..4) != Some(&u32::from(port).to_be_bytes()[..]) {
+        return Err(format!("bad NAMES header from {address}: {reply:?}"));
+    }
+    Ok(String::from_utf8_lossy(&reply[4..]).into_owned())
+}
+
+// ---------------------------------------------------------------------------
+// epmd -names / -kill / -stop
+// ---------------------------------------------------------------------------
+
+/// `epmd -names` prints exactly what it prints for the real epmd; `-kill`
+/// and `-stop` are refused while a node is alive and the check is strict.
+#[test]
+fn epmd_client_against_a_strict_proxy() {
+    if !require_erl() {
+        return;
+    }
+    let proxy = Proxy::start(&[]);
+    let node = proxy.start_node("n1", &NodeOptions::default());
+    let port = node_port(&proxy, node.short_name());
+
+    let printed = epmd_names(proxy.epmd_port);
+    assert_eq!(
+        printed,
+        format!(
+            "epmd: up and running on port {} with data:\nname {} at port {port}\n",
+            proxy.epmd_port,
+            node.short_name()
+        )
+    );
+
+    let (code, printed) = epmd_client(proxy.epmd_port, &["-kill"]);
+    assert_eq!(
+        (code, printed.as_str()),
+        (Some(1), "Killing not allowed - living nodes in database.\n")
+    );
+    let (code, printed) = epmd_client(proxy.epmd_port, &["-stop", node.short_name()]);
+    assert_eq!(
+        (code, printed.as_str()),
+        (Some(1), "epmd: local epmd responded with <>\n"),
+        "STOP without --relaxed-command-check is closed without a reply"
+    );
+    // Neither touched the registration.
+    assert_eq!(listed_nodes(&proxy), vec![node.short_name().to_owned()]);
+}
+
+/// Names in the control `nodes` reply (data lines between `OK` and `END`).
+fn listed_nodes(proxy: &Proxy) -> Vec<String> {
+    let reply = proxy.ctl("nodes");
+    let mut names: Vec<String> = reply
+        .lines()
+        .skip(1)
+        .filter(|line| *line != "END")
+        .filter_map(|line| line.split_whitespace().next().map(str::to_owned))
+        .collect();
+    names.sort();
+    names
+}
+
+/// The port a node registered, from the control `nodes` reply.
+fn node_port(proxy: &Proxy, name: &str) -> u16 {
+    let reply = proxy.ctl("nodes");
+    reply
+        .lines()
+        .find(|line| line.split_whitespace().next() == Some(name))
+        .and_then(|line| {
+            line.split_whitespace()
+                .find_map(|t| t.strip_prefix("port=")?.parse().ok())
+        })
+        .unwrap_or_else(|| panic!("{name} not in `nodes`: {reply}"))
+}
+
+/// `epmd -kill` with nothing registered: `Killed`, and epmdpxy exits 0.
+#[test]
+fn epmd_kill_when_empty_exits_zero() {
+    if !require_epmd() {
+        return;
+    }
+    let mut proxy = OwnedProxy::start(&[]);
+    let (code, printed) = epmd_client(proxy.epmd_port, &["-kill"]);
+    assert_eq!((code, printed.as_str()), (Some(0), "Killed\n"));
+    assert_eq!(
+        proxy.wait_exit(SETTLE_TIMEOUT),
+        Some(0),
+        "epmdpxy exit code"
+    );
+}
+
+/// `epmd -kill` refused while a (fake) node is registered; the proxy keeps
+/// running. No `erl` needed.
+#[test]
+fn epmd_kill_refused_while_registered() {
+    if !require_epmd() {
+        return;
+    }
+    let mut proxy = OwnedProxy::start(&[]);
+    let registration = proxy.register_fake("k1");
+    let (code, printed) = epmd_client(proxy.epmd_port, &["-kill"]);
+    assert_eq!(
+        (code, printed.as_str()),
+        (Some(1), "Killing not allowed - living nodes in database.\n")
+    );
+    assert_eq!(
+        proxy.wait_exit(Duration::from_millis(300)),
+        None,
+        "epmdpxy exited"
+    );
+    drop(registration);
+    // Once the node is gone, KILL is allowed.
+    wait_until_ok(SETTLE_TIMEOUT, "k1 to unregister", || {
+        let names = names_over(Ipv4Addr::LOCALHOST.into(), proxy.epmd_port)?;
+        if names.is_empty() {
+            Ok(())
+        } else {
+            Err(names)
+        }
+    });
+    let (code, printed) = epmd_client(proxy.epmd_port, &["-kill"]);
+    assert_eq!((code, printed.as_str()), (Some(0), "Killed\n"));
+    assert_eq!(
+        proxy.wait_exit(SETTLE_TIMEOUT),
+        Some(0),
+        "epmdpxy exit code"
+    );
+}
+
+/// With `--relaxed-command-check` (here in epmd's own spelling):
+/// `epmd -stop NAME` unregisters a real node, an unknown name gets
+/// `NOEXIST`, and `epmd -kill` is accepted with a node alive, after which
+/// epmdpxy exits 0.
+#[test]
+fn epmd_stop_and_kill_when_relaxed() {
+    if !require_erl() {
+        return;
+    }
+    let mut proxy = OwnedProxy::start(&["-relaxed_command_check"]);
+    let cookie = format!("epmdpxy_clients_{}", proxy.epmd_port);
+    let name = format!("st_{}", proxy.epmd_port);
+    let mut node = common::ErlNode::start(&name, &cookie, proxy.epmd_port, &NodeOptions::default());
+    let listed = |port| names_over(Ipv4Addr::LOCALHOST.into(), port).unwrap_or_default();
+    assert!(listed(proxy.epmd_port).contains(&name));
+
+    let (code, printed) = epmd_client(proxy.epmd_port, &["-stop", &name]);
+    assert_eq!((code, printed.as_str()), (Some(0), "STOPPED\n"));
+    wait_until(
+        SETTLE_TIMEOUT,
+        "the stopped node to be unregistered",
+        || !listed(proxy.epmd_port).contains(&name),
+    );
+    // The node itself lives on, unregistered (as with OTP's epmd).
+    assert_eq!(node.eval("1 + 1."), "2");
+
+    let (code, printed) = epmd_client(proxy.epmd_port, &["-stop", "nobody"]);
+    assert_eq!((code, printed.as_str()), (Some(0), "NOEXIST\n"));
+
+    let _alive = proxy.register_fake("still_here");
+    let (code, printed) = epmd_client(proxy.epmd_port, &["-kill"]);
+    assert_eq!((code, printed.as_str()), (Some(0), "Killed\n"));
+    assert_eq!(
+        proxy.wait_exit(SETTLE_TIMEOUT),
+        Some(0),
+        "epmdpxy exit code"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Nodes as clients
+// ---------------------------------------------------------------------------
+
+/// `net_adm:names/0` inside a node lists every node, with the ports it
+/// registered.
+#[test]
+fn net_adm_names_from_a_node() {
+    if !require_erl() {
+        return;
+    }
+    let proxy = Proxy::start(&[]);
+    let mut n1 = proxy.start_node("n1", &NodeOptions::default());
+    let n2 = proxy.start_node("n2", &NodeOptions::default());
+    let reply = n1.eval("net_adm:names().");
+    let want = [n1.short_name(), n2.short_name()]
+        .map(|name| format!("{{\"{name}\",{}}}", node_port(&proxy, name)));
+    assert!(reply.starts_with("{ok,["), "net_adm:names() gave {reply}");
+    for entry in &want {
+        assert!(
+            reply.contains(entry.as_str()),
+            "{entry} missing from {reply}"
+        );
+    }
+}
+
+/// `erl -hidden` registers and connects to a normal node through the
+/// proxy. OTP's `erl_epmd` registers every node, hidden or not, with node
+/// type 77 (hiddenness travels in the distribution handshake); type 72 is
+/// what C and other foreign nodes (erl_interface's `ei_publish`) send, and
+/// `nodes` shows it as `type=hidden`.
+#[test]
+fn hidden_node_registers_and_connects() {
+    if !require_erl() {
+        return;
+    }
+    let proxy = Proxy::start(&[]);
+    let mut normal = proxy.start_node("vis", &NodeOptions::default());
+    let hidden_options = NodeOptions {
+        hidden: true,
+        ..NodeOptions::default()
+    };
+    let mut hidden = proxy.start_node("hid", &hidden_options);
+    let nodes = proxy.ctl("nodes");
+    let line_of = |name: &str| {
+        nodes
+            .lines()
+            .find(|line| line.split_whitespace().next() == Some(name))
+            .unwrap_or_else(|| panic!("{name} not in `nodes`:\n{nodes}"))
+            .to_owned()
+    };
+    assert!(
+        line_of(hidden.short_name()).contains(" type=normal "),
+        "{nodes}"
+    );
+    assert!(
+        line_of(normal.short_name()).contains(" type=normal "),
+        "{nodes}"
+    );
+    {
+        let foreign = proxy.unique_name("cnode");
+        let _registration = register_fake_typed(proxy.epmd_port, &foreign, 72);
+        let nodes = proxy.ctl("nodes");
+        assert!(
+            nodes
+                .lines()
+                .any(|l| l.starts_with(&format!("{foreign} ")) && l.contains(" type=hidden ")),
+            "a type-72 registration is not shown as hidden:\n{nodes}"
+        );
+    }
+
+    assert!(
+        hidden.ping(normal.full_name()),
+        "hidden node cannot reach the normal one"
+    );
+    let full = hidden.full_name().to_owned();
+    assert!(
+        normal.eval("nodes(hidden).").contains(&full),
+        "the normal node does not see the hidden one as hidden"
+    );
+    assert_eq!(
+        normal.nodes(),
+        Vec::<String>::new(),
+        "a hidden node is not in nodes()"
+    );
+    let links = proxy.ctl("links");
+    assert!(
+        links
+            .lines()
+            .any(|l| l.contains(hidden.short_name()) && l.contains(normal.short_name())),
+        "no proxied link between the two:\n{links}"
+    );
+}
+
+/// A child in its own process group, killed (group and all) on drop, whose
+/// output is collected by a thread.
+struct Session {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    output: Arc<Mutex<String>>,
+}
+
+impl Session {
+    fn spawn(command: &mut Command) -> Session {
+        let mut child = command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .expect("spawn");
+        let output = Arc::new(Mutex::new(String::new()));
+        for stream in [
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn Read + Send>),
+            child
+                .stderr
+                .take()
+                .map(|s| Box::new(s) as Box<dyn Read + Send>),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let output = Arc::clone(&output);
+            thread::spawn(move || {
+                let mut stream = stream;
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = stream.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    if let Ok(mut out) = output.lock() {
+                        out.push_str(&String::from_utf8_lossy(&buf[..n]));
+                    }
+                }
+            });
+        }
+        let stdin = child.stdin.take();
+        Session {
+            child,
+            stdin,
+            output,
+        }
+    }
+
+    fn output(&self) -> String {
+        self.output.lock().map(|o| o.clone()).unwrap_or_default()
+    }
+
+    fn send(&mut self, text: &str) {
+        if let Some(stdin) = self.stdin.as_mut() {
+            let _ = stdin.write_all(text.as_bytes());
+            let _ = stdin.flush();
+        }
+    }
+
+    /// Waits until the output contains `needle`.
+    fn wait_for(&self, needle: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while !self.output().contains(needle) {
+            if Instant::now() > deadline {
+                panic!(
+                    "no {needle:?} in the output within {timeout:?}; output:\n{}",
+                    self.output()
+                );
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.stdin = None;
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill")
+            .args(["-9", "--", &group])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if thread::panicking() {
+            eprintln!("---- session output ----\n{}---- end ----", self.output());
+        }
+    }
+}
+
+/// `erl -remsh` through the proxy. OTP 25 only honours `-remsh` with a
+/// terminal, so the session runs under `script` (util-linux, on every
+/// Debian) which gives it a pseudo-terminal; the expression typed there
+/// is evaluated on the remote node.
+#[test]
+fn remsh_session_through_the_proxy() {
+    if !require_erl() {
+        return;
+    }
+    if !program_on_path("script") {
+        if std::env::var_os("CI").is_some() {
+            panic!("`script` (util-linux) is not on PATH but CI is set");
+        }
+        eprintln!("SKIPPED: `script` (util-linux) is needed to give erl -remsh a terminal");
+        return;
+    }
+    let proxy = Proxy::start(&[]);
+    let target = proxy.start_node("remote", &NodeOptions::default());
+    let shell_name = proxy.unique_name("rsh");
+    // The same tick time as the target (common's default, 2 s), or the
+    // target drops the link after a few seconds.
+    let command_line = format!(
+        "erl -sname {shell_name} -remsh {} -setcookie {} -start_epmd false -kernel net_ticktime 2",
+        target.full_name(),
+        proxy.cookie()
+    );
+    let mut session = Session::spawn(
+        Command::new("script")
+            .args(["-qfec", &command_line, "/dev/null"])
+            .env("ERL_EPMD_PORT", proxy.epmd_port.to_string())
+            .env_remove("ERL_FLAGS")
+            .env_remove("ERL_AFLAGS")
+            .env_remove("ERL_ZFLAGS"),
+    );
+    // The prompt names the remote node: the shell runs there.
+    let prompt = format!("({})1>", target.full_name());
+    session.wait_for(&prompt, NODE_TIMEOUT);
+    // Evaluated on the target; the group leader (the terminal) lives on
+    // the remsh node: the session crosses a distribution link.
+    session.send("{remsh_check, node(), node(group_leader())}.\n");
+    let answer = format!("{{remsh_check,{},{shell_name}@", target.full_name());
+    session.wait_for(&answer, NODE_TIMEOUT);
+    let links = proxy.ctl("links");
+    assert!(
+        links
+            .lines()
+            .any(|l| l.contains(&shell_name) && l.contains(target.short_name())),
+        "the remsh connection is not a proxied link:\n{links}"
+    );
+    // ^G q leaves the shell; the remote node stays up.
+    session.send("\x07");
+    session.send("q\n");
+    drop(session);
+    let mut target = target;
+    assert_eq!(target.eval("ok."), "ok");
+}
+
+// ---------------------------------------------------------------------------
+// IPv6
+// ---------------------------------------------------------------------------
+
+/// By default both 127.0.0.1 and ::1 answer.
+#[test]
+fn default_listens_on_both_loopbacks() {
+    if !require_ipv6_loopback() {
+        return;
+    }
+    let proxy = Proxy::start(&[]);
+    for address in [Ipv4Addr::LOCALHOST.into(), Ipv6Addr::LOCALHOST.into()] {
+        assert_eq!(names_over(address, proxy.epmd_port), Ok(String::new()));
+    }
+}
+
+/// `--address ::1` (and epmd's `-address ::1`) listens there; loopback
+/// IPv4 is added as epmd adds it; OTP's client (which tries ::1 first)
+/// works; a lookup over ::1 gets a proxy listener on ::1.
+#[test]
+fn address_flag_ipv6() {
+    if !require_ipv6_loopback() || !require_epmd() {
+        return;
+    }
+    for flag in ["--address", "-address"] {
+        let proxy = Proxy::start(&[flag, "::1"]);
+        for address in [Ipv6Addr::LOCALHOST.into(), Ipv4Addr::LOCALHOST.into()] {
+            assert_eq!(
+                names_over(address, proxy.epmd_port),
+                Ok(String::new()),
+                "{flag} ::1"
+            );
+        }
+        let _registration = register_fake(proxy.epmd_port, "six");
+        assert_eq!(
+            epmd_names(proxy.epmd_port),
+            format!(
+                "epmd: up and running on port {} with data:\nname six at port 5123\n",
+                proxy.epmd_port
+            )
+        );
+    }
+}
+
+/// `ERL_EPMD_ADDRESS=::1` acts as `--address ::1`: the log names only the
+/// addresses it asked for plus IPv4 loopback.
+#[test]
+fn erl_epmd_address_is_honoured() {
+    if !require_ipv6_loopback() {
+        return;
+    }
+    let mut child = Command::new(env!("CARGO_BIN_EXE_epmdpxy"))
+        .args(["--port", "0", "--control-port", "0"])
+        .env("ERL_EPMD_ADDRESS", "::1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn epmdpxy");
+    let mut stderr = BufReader::new(child.stderr.take().expect("piped"));
+    let mut line = String::new();
+    let read = stderr.read_line(&mut line);
+    let _ = child.kill();
+    let _ = child.wait();
+    read.expect("ready line");
+    assert!(
+        line.contains(" addresses=::1,127.0.0.1 "),
+        "ERL_EPMD_ADDRESS=::1 gave: {line}"
+    );
+}
+
+/// An Erlang node run with `-proto_dist inet6_tcp` for the IPv6 test: it
+/// prints its name, then evaluates `-eval` code. Killed (with its process
+/// group) on drop.
+fn inet6_node(proxy: &Proxy, base: &str, program: &str) -> Session {
+    Session::spawn(
+        Command::new("erl")
+            .args(["-noshell", "-sname", &proxy.unique_name(base)])
+            .args(["-proto_dist", "inet6_tcp", "-setcookie", &proxy.cookie()])
+            .args(["-start_epmd", "false", "-eval", program])
+            .env("ERL_EPMD_PORT", proxy.epmd_port.to_string())
+            .env_remove("ERL_FLAGS")
+            .env_remove("ERL_AFLAGS")
+            .env_remove("ERL_ZFLAGS"),
+    )
+}
+
+/// Two `-proto_dist inet6_tcp` nodes: the first registers over ::1, the
+/// second looks it up over ::1 and connects through the proxy.
+#[test]
+fn inet6_nodes_register_and_connect_through_the_proxy() {
+    if !require_erl() || !require_ipv6_loopback() {
+        return;
+    }
+    let proxy = Proxy::start(&[]);
+    let first = inet6_node(
+        &proxy,
+        "six1",
+        "io:format(\"started ~s~n\", [node()]), receive after infinity -> ok end.",
+    );
+    first.wait_for("started ", NODE_TIMEOUT);
+    let first_name = proxy.unique_name("six1");
+    wait_until(SETTLE_TIMEOUT, "the inet6 node to register", || {
+        listed_nodes(&proxy).contains(&first_name)
+    });
+    let nodes = proxy.ctl("nodes");
+    assert!(
+        nodes
+            .lines()
+            .any(|l| l.starts_with(&first_name) && l.contains("address=::1")),
+        "the inet6 node did not register over ::1:\n{nodes}"
+    );
+    let full = first
+        .output()
+        .lines()
+        .find_map(|l| l.strip_prefix("started ").map(str::trim).map(str::to_owned))
+        .expect("first node's name");
+    let second = inet6_node(
+        &proxy,
+        "six2",
+        &format!(
+            "io:format(\"ping ~p~n\", [net_adm:ping('{full}')]), receive after infinity -> ok end."
+        ),
+    );
+    second.wait_for("ping ", NODE_TIMEOUT);
+    assert!(
+        second.output().contains("ping pong"),
+        "inet6 ping failed: {}",
+        second.output()
+    );
+    let links = proxy.ctl("links");
+    assert!(
+        links.lines().any(|l| l.contains(&first_name)),
+        "the inet6 connection is not a proxied link:\n{links}"
+    );
+}
+
+/// `--address ::` (every address, dual-stack, as epmd's default covers):
+/// both loopbacks answer, and a lookup over IPv4 gets a proxy that relays
+/// to the node.
+#[test]
+fn address_any_ipv6_is_dual_stack() {
+    if !require_ipv6_loopback() {
+        return;
+    }
+    let proxy = Proxy::start(&["--address", "::"]);
+    for address in [Ipv4Addr::LOCALHOST.into(), Ipv6Addr::LOCALHOST.into()] {
+        assert_eq!(names_over(address, proxy.epmd_port), Ok(String::new()));
+    }
+    // A stand-in node: a listener registered under the name "dual".
+    let node = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("stand-in node");
+    let node_port = node.local_addr().expect("address").port();
+    let mut body = vec![b'x'];
+    body.extend_from_slice(&node_port.to_be_bytes());
+    body.extend_from_slice(&[77, 0, 0, 6, 0, 5, 0, 4]);
+    body.extend_from_slice(b"dual\0\0");
+    let mut registration =
+        TcpStream::connect((Ipv4Addr::LOCALHOST, proxy.epmd_port)).expect("connect");
+    registration
+        .write_all(&[&(body.len() as u16).to_be_bytes()[..], &body].concat())
+        .expect("register");
+    let mut reply = [0u8; 6];
+    registration.read_exact(&mut reply).expect("ALIVE2 reply");
+    assert_eq!(reply[..2], [118, 0]);
+
+    let mut lookup = TcpStream::connect((Ipv4Addr::LOCALHOST, proxy.epmd_port)).expect("connect");
+    lookup
+        .write_all(&[0, 5, b'z', b'd', b'u', b'a', b'l'])
+        .expect("PORT2");
+    lookup
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let mut found = Vec::new();
+    lookup.read_to_end(&mut found).expect("PORT2 reply");
+    assert_eq!(found[..2], [119, 0], "{found:?}");
+    let proxy_port = u16::from_be_bytes([found[2], found[3]]);
+    assert_ne!(proxy_port, node_port);
+    let mut client = TcpStream::connect((Ipv4Addr::LOCALHOST, proxy_port)).expect("proxy port");
+    client.write_all(b"through").expect("send");
+    node.set_nonblocking(true).expect("nonblocking");
+    let deadline = Instant::now() + SETTLE_TIMEOUT;
+    let mut upstream = loop {
+        match node.accept() {
+            Ok((upstream, _)) => break upstream,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && Instant::now() < deadline => {
+                thread::sleep(Duration::from_millis(10))
+            }
+            Err(e) => panic!("the proxy never connected to the node: {e}"),
+        }
+    };
+    upstream.set_nonblocking(false).expect("blocking");
+    upstream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let mut got = [0u8; 7];
+    upstream.read_exact(&mut got).expect("relayed bytes");
+    assert_eq!(&got, b"through");
+}

@@ -719,3 +719,58 @@ fn descriptor_exhaustion_refuses_new_work_and_keeps_links() {
         accept_failures(&proxy)
     );
 }
+
+// ---------------------------------------------------------------------------
+// A target that answers `alive` under a full-name cut
+// ---------------------------------------------------------------------------
+
+/// Under a cut that names nodes by full name, the proxy knows a target's
+/// host only once its challenge has passed. A target that still believes
+/// the initiator is connected answers `send_status` with `alive` and sends
+/// its challenge only after the initiator's reply — so nothing names the
+/// target yet. Its bytes must still be held (a cut must never be crossed
+/// while the proxy is unsure), while the initiator's `send_name` may pass
+/// (the target's answer is how the proxy learns its host). Seen in CI as
+/// two nodes reconnecting straight across a `cut n1@vm | n3@vm`.
+#[test]
+fn an_alive_status_does_not_cross_a_full_name_cut() {
+    let proxy = Proxy::start(&["-v"]);
+    let listener = TcpListener::bind("127.0.0.1:0").expect("listen");
+    let target_port = listener.local_addr().expect("address").port();
+    let target = proxy.unique_name("t");
+    let initiator = proxy.unique_name("i");
+    let _registration = register(proxy.epmd_port, &target, target_port);
+    let reply = proxy.ctl(&format!("cut {initiator}@localhost | {target}@localhost"));
+    assert!(reply.starts_with("OK cut"), "{reply}");
+
+    // The initiator's name passes (the target's host is not known yet)...
+    let mut link = open_link(proxy.epmd_port, &initiator, &target, &listener);
+    // ...but the target's `alive` status must not.
+    link.target.write_all(b"\0\x06salive").expect("status");
+    link.initiator
+        .set_read_timeout(Some(Duration::from_millis(700)))
+        .expect("timeout");
+    let mut status = [0u8; 8];
+    match link.initiator.read(&mut status) {
+        Err(err)
+            if matches!(
+                err.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            ) => {}
+        other => panic!(
+            "the target's status crossed the cut: {other:?}\n{}",
+            proxy.log()
+        ),
+    }
+    // Fixed, it flows in order.
+    let reply = proxy.ctl(&format!("fix {initiator}@localhost | {target}@localhost"));
+    assert!(reply.starts_with("OK fix"), "{reply}");
+    link.initiator
+        .set_read_timeout(Some(TIMEOUT))
+        .expect("timeout");
+    link.initiator
+        .read_exact(&mut status)
+        .expect("status after the fix");
+    assert_eq!(&status, b"\0\x06salive");
+    assert_no_panic(&proxy.log());
+}

@@ -123,11 +123,20 @@ impl Link {
     }
 
     /// Source and destination node of `direction`, as faults see them.
+    ///
+    /// Until the target's host is known, the two directions err on
+    /// opposite sides, so that neither a cut is crossed nor a link stuck
+    /// for good: bytes *to* the target are matched as if it were on no
+    /// named host (its answer to them is how the proxy learns the host),
+    /// bytes *from* it as if it were on every host (it may answer
+    /// `alive` and send its name only later, and must not cross a cut
+    /// meanwhile).
     fn ends(&self, direction: Direction) -> (Option<&NodeName>, Option<&NodeName>) {
-        let target = self.target_full.get().unwrap_or(&self.target_host_unknown);
-        match direction {
-            Direction::Up => (self.initiator(), Some(target)),
-            Direction::Down => (Some(target), self.initiator()),
+        match (direction, self.target_full.get()) {
+            (Direction::Up, Some(target)) => (self.initiator(), Some(target)),
+            (Direction::Up, None) => (self.initiator(), Some(&self.target_host_unknown)),
+            (Direction::Down, Some(target)) => (Some(target), self.initiator()),
+            (Direction::Down, None) => (Some(&self.target_alive), self.initiator()),
         }
     }
 

@@ -93,14 +93,17 @@ impl Pattern {
         }
     }
 
-    /// True if this pattern names `node`.
+    /// True if this pattern names `node`. A node whose host is not known
+    /// (`host: None`) might be on any host, so host parts are not held
+    /// against it: `n1@h` and `*@h` both match it (the cautious reading for
+    /// a cut). To say "on no host a pattern names", give it an empty host.
     pub fn matches(&self, node: &NodeName) -> bool {
         match self {
             Pattern::Alive(alive) => *alive == node.alive,
             Pattern::Full { alive, host } => {
                 *alive == node.alive && node.host.as_ref().is_none_or(|h| h == host)
             }
-            Pattern::Host(host) => node.host.as_ref() == Some(host),
+            Pattern::Host(host) => node.host.as_ref().is_none_or(|h| h == host),
         }
     }
 
@@ -498,7 +501,17 @@ mod tests {
         assert!(p("n1@h").matches(&n("n1")));
         assert!(!p("n1@h").matches(&n("n1@other")));
         assert!(p("*@h").matches(&n("x@h")));
-        assert!(!p("*@h").matches(&n("x")));
+        assert!(
+            p("*@h").matches(&n("x")),
+            "a node on an unknown host may be on h"
+        );
+        let nowhere = NodeName {
+            alive: "x".into(),
+            host: Some(String::new()),
+        };
+        assert!(!p("*@h").matches(&nowhere));
+        assert!(!p("x@h").matches(&nowhere));
+        assert!(p("x").matches(&nowhere));
     }
 
     #[test]

@@ -740,37 +740,43 @@ fn an_alive_status_does_not_cross_a_full_name_cut() {
     let target = proxy.unique_name("t");
     let initiator = proxy.unique_name("i");
     let _registration = register(proxy.epmd_port, &target, target_port);
-    let reply = proxy.ctl(&format!("cut {initiator}@localhost | {target}@localhost"));
-    assert!(reply.starts_with("OK cut"), "{reply}");
-
-    // The initiator's name passes (the target's host is not known yet)...
-    let mut link = open_link(proxy.epmd_port, &initiator, &target, &listener);
-    // ...but the target's `alive` status must not.
-    link.target.write_all(b"\0\x06salive").expect("status");
-    link.initiator
-        .set_read_timeout(Some(Duration::from_millis(700)))
-        .expect("timeout");
-    let mut status = [0u8; 8];
-    match link.initiator.read(&mut status) {
-        Err(err)
-            if matches!(
-                err.kind(),
-                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-            ) => {}
-        other => panic!(
-            "the target's status crossed the cut: {other:?}\n{}",
-            proxy.log()
-        ),
+    // by full names, and by host (the fake initiator is on `localhost`)
+    let cuts = [
+        format!("{initiator}@localhost | {target}@localhost"),
+        format!("{initiator} | *@localhost,*@elsewhere"),
+    ];
+    for islands in cuts {
+        let reply = proxy.ctl(&format!("cut {islands}"));
+        assert!(reply.starts_with("OK cut"), "{reply}");
+        // The initiator's name passes (the target's host is not known)...
+        let mut link = open_link(proxy.epmd_port, &initiator, &target, &listener);
+        // ...but the target's `alive` status must not.
+        link.target.write_all(b"\0\x06salive").expect("status");
+        link.initiator
+            .set_read_timeout(Some(Duration::from_millis(700)))
+            .expect("timeout");
+        let mut status = [0u8; 8];
+        match link.initiator.read(&mut status) {
+            Err(err)
+                if matches!(
+                    err.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) => {}
+            other => panic!(
+                "cut {islands}: the status crossed: {other:?}\n{}",
+                proxy.log()
+            ),
+        }
+        // Fixed, it flows in order.
+        let reply = proxy.ctl(&format!("fix {islands}"));
+        assert!(reply.starts_with("OK fix"), "{reply}");
+        link.initiator
+            .set_read_timeout(Some(TIMEOUT))
+            .expect("timeout");
+        link.initiator
+            .read_exact(&mut status)
+            .expect("status after the fix");
+        assert_eq!(&status, b"\0\x06salive");
     }
-    // Fixed, it flows in order.
-    let reply = proxy.ctl(&format!("fix {initiator}@localhost | {target}@localhost"));
-    assert!(reply.starts_with("OK fix"), "{reply}");
-    link.initiator
-        .set_read_timeout(Some(TIMEOUT))
-        .expect("timeout");
-    link.initiator
-        .read_exact(&mut status)
-        .expect("status after the fix");
-    assert_eq!(&status, b"\0\x06salive");
     assert_no_panic(&proxy.log());
 }

@@ -510,16 +510,20 @@ fn parse_delay(text: &str) -> Result<Command, String> {
     ))
 }
 
-/// `200ms`, `2s`, `1.5s`, `1m`, up to `max`.
-pub fn parse_duration(text: &str, max: Duration) -> Result<Duration, String> {
-    let text = text.trim();
+/// `1.5mbps` → (1.5, "mbps"): a plain decimal number, then its unit.
+fn number_and_unit(text: &str) -> Option<(f64, &str)> {
     let split = text
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("bad duration '{text}' (e.g. 200ms, 2s)"))?;
+    Some((number.parse().ok()?, unit))
+}
+
+/// `200ms`, `2s`, `1.5s`, `1m`, up to `max`.
+pub fn parse_duration(text: &str, max: Duration) -> Result<Duration, String> {
+    let text = text.trim();
+    let (value, unit) =
+        number_and_unit(text).ok_or_else(|| format!("bad duration '{text}' (e.g. 200ms, 2s)"))?;
     let millis = match unit {
         "ms" => value,
         "s" => value * 1000.0,
@@ -545,13 +549,8 @@ pub fn parse_duration(text: &str, max: Duration) -> Result<Duration, String> {
 /// `64kbps`, `1.5mbps`, `512KiB/s`...: bit units are powers of 1000 (case
 /// does not matter), byte units powers of 1024.
 pub fn parse_rate(text: &str) -> Result<Rate, String> {
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("bad rate '{text}' (e.g. 64kbps)"))?;
+    let (value, unit) =
+        number_and_unit(text).ok_or_else(|| format!("bad rate '{text}' (e.g. 64kbps)"))?;
     let bits_per_unit = match unit.to_ascii_lowercase().as_str() {
         "bps" => 1.0,
         "kbps" => 1e3,

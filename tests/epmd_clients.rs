@@ -14,14 +14,16 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, Ipv6Addr, TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::mpsc::RecvTimeoutError;
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use common::{
-    epmd_names, program_on_path, require_erl, wait_until, wait_until_ok, NodeOptions, Proxy,
+    drain_lines, epmd_names, fake, kill_group, program_on_path, require_erl, wait_until,
+    wait_until_ok, NodeOptions, Proxy,
 };
+use epmdpxy::epmd::wire::NodeInfo;
 
 /// How long an `epmd` client run may take.
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -81,19 +83,7 @@ impl OwnedProxy {
             .spawn()
             .expect("spawn epmdpxy");
         let stderr = child.stderr.take().expect("stderr is piped");
-        let log = Arc::new(Mutex::new(String::new()));
-        let (ready_tx, ready_rx) = mpsc::channel();
-        let writer = Arc::clone(&log);
-        thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if let Ok(mut log) = writer.lock() {
-                    log.push_str(&line);
-                    log.push('\n');
-                }
-                let _ = ready_tx.send(line);
-            }
-        });
+        let (log, ready_rx) = drain_lines(stderr);
         let mut proxy = OwnedProxy {
             epmd_port: 0,
             control_port: 0,
@@ -167,22 +157,12 @@ fn register_fake(port: u16, name: &str) -> TcpStream {
 
 /// As `register_fake`, with the given node type (77 normal, 72 hidden).
 fn register_fake_typed(port: u16, name: &str, node_type: u8) -> TcpStream {
-    let mut body = vec![b'x'];
-    body.extend_from_slice(&5123u16.to_be_bytes());
-    body.extend_from_slice(&[node_type, 0, 0, 6, 0, 5]);
-    body.extend_from_slice(&(name.len() as u16).to_be_bytes());
-    body.extend_from_slice(name.as_bytes());
-    body.extend_from_slice(&[0, 0]);
-    let mut request = (body.len() as u16).to_be_bytes().to_vec();
-    request.extend_from_slice(&body);
-    let mut stream = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).expect("connect to EPMD");
-    stream.write_all(&request).expect("send ALIVE2");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .expect("timeout");
-    let mut reply = [0u8; 6];
-    stream.read_exact(&mut reply).expect("ALIVE2 reply");
-    assert_eq!(reply[..2], [118, 0], "registration of {name} refused");
+    let mut stream = fake::connect(port, Duration::from_secs(5));
+    let info = NodeInfo {
+        node_type,
+        ..fake::node_info(name, 5123)
+    };
+    fake::alive2(&mut stream, &info);
     stream
 }
 
@@ -286,10 +266,7 @@ fn epmd_client_against_a_strict_proxy() {
 /// Names in the control `nodes` reply (data lines between `OK` and `END`).
 fn listed_nodes(proxy: &Proxy) -> Vec<String> {
     let reply = proxy.ctl("nodes");
-    let mut names: Vec<String> = reply
-        .lines()
-        .skip(1)
-        .filter(|line| *line != "END")
+    let mut names: Vec<String> = fake::items(&reply)
         .filter_map(|line| line.split_whitespace().next().map(str::to_owned))
         .collect();
     names.sort();
@@ -299,17 +276,12 @@ fn listed_nodes(proxy: &Proxy) -> Vec<String> {
 /// The port a node registered, from the control `nodes` reply.
 fn node_port(proxy: &Proxy, name: &str) -> u16 {
     let reply = proxy.ctl("nodes");
-    reply
-        .lines()
+    let port = fake::items(&reply)
         .find(|line| line.split_whitespace().next() == Some(name))
-        .and_then(|line| {
-            line.split_whitespace()
-                .find_map(|t| t.strip_prefix("port=")?.parse().ok())
-        })
-        .unwrap_or_else(|| panic!("{name} not in `nodes`: {reply}"))
+        .and_then(|line| fake::field(line, "port=")?.parse().ok());
+    port.unwrap_or_else(|| panic!("{name} not in `nodes`: {reply}"))
 }
 
-/// `epmd -kill` with nothing registered: `Killed`, and epmdpxy exits 0.
 #[test]
 fn epmd_kill_when_empty_exits_zero() {
     if !require_epmd() {
@@ -578,14 +550,7 @@ impl Session {
 impl Drop for Session {
     fn drop(&mut self) {
         self.stdin = None;
-        let group = format!("-{}", self.child.id());
-        let _ = Command::new("kill")
-            .args(["-9", "--", &group])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        kill_group(&mut self.child);
         if thread::panicking() {
             eprintln!("---- session output ----\n{}---- end ----", self.output());
         }

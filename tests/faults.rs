@@ -17,8 +17,8 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{require_erl, wait_until, NodeOptions, Proxy};
-use epmdpxy::epmd::wire::{self, NodeInfo, NODE_TYPE_NORMAL};
+use common::{drain_lines, fake, require_erl, wait_until, NodeOptions, Proxy};
+use epmdpxy::epmd::wire;
 use epmdpxy::proxy::handshake::encode_send_name_v6;
 
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -28,46 +28,19 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 // ---------------------------------------------------------------------------
 
 fn connect(port: u16) -> TcpStream {
-    let stream = TcpStream::connect(("127.0.0.1", port))
-        .unwrap_or_else(|e| panic!("connect to 127.0.0.1:{port}: {e}"));
-    stream.set_read_timeout(Some(TIMEOUT)).expect("timeout");
-    stream.set_nodelay(true).expect("nodelay");
-    stream
+    fake::connect(port, TIMEOUT)
 }
 
 /// Registers a fake node; the returned connection holds the registration.
 fn register(epmd_port: u16, name: &str, port: u16) -> TcpStream {
     let mut stream = connect(epmd_port);
-    let info = NodeInfo {
-        port,
-        node_type: NODE_TYPE_NORMAL,
-        protocol: 0,
-        highest_version: 6,
-        lowest_version: 5,
-        name: name.as_bytes().to_vec(),
-        extra: vec![],
-    };
-    stream
-        .write_all(&wire::frame(&wire::encode_alive2_request(&info)))
-        .expect("ALIVE2");
-    let mut reply = [0u8; 6];
-    stream.read_exact(&mut reply).expect("ALIVE2 reply");
-    assert_eq!(&reply[..2], &[118, 0], "{name} refused");
+    fake::alive2(&mut stream, &fake::node_info(name, port));
     stream
 }
 
 /// PORT_PLEASE2: the proxy port, or `None` for "not found".
 fn lookup(epmd_port: u16, name: &str) -> Option<u16> {
-    let mut stream = connect(epmd_port);
-    let mut body = vec![wire::TAG_PORT_PLEASE2_REQ];
-    body.extend_from_slice(name.as_bytes());
-    stream.write_all(&wire::frame(&body)).expect("PORT2");
-    let mut reply = Vec::new();
-    stream.read_to_end(&mut reply).expect("PORT2 reply");
-    match wire::parse_port2_reply(&reply) {
-        Some(found) => found.map(|info| info.port),
-        None => panic!("lookup of {name}: malformed reply {reply:?}"),
-    }
+    fake::port_please2(&mut connect(epmd_port), name).map(|info| info.port)
 }
 
 /// A fake initiator's and a fake target's ends of one proxied link.
@@ -81,13 +54,7 @@ struct FakeLink {
 fn open_link(epmd_port: u16, initiator: &str, target: &str, listener: &TcpListener) -> FakeLink {
     let port = lookup(epmd_port, target).unwrap_or_else(|| panic!("{target} not found"));
     let mut initiator_end = connect(port);
-    let hello = encode_send_name_v6(0x0d_7fbd, 1, &format!("{initiator}@localhost"));
-    initiator_end.write_all(&hello).expect("send_name");
-    let (mut target_end, _) = listener.accept().expect("the proxy connects to the target");
-    target_end.set_read_timeout(Some(TIMEOUT)).expect("timeout");
-    let mut got = vec![0u8; hello.len()];
-    target_end.read_exact(&mut got).expect("send_name relayed");
-    assert_eq!(got, hello);
+    let target_end = fake::relay_send_name(&mut initiator_end, initiator, listener, TIMEOUT);
     FakeLink {
         initiator: initiator_end,
         target: target_end,
@@ -113,26 +80,15 @@ fn pattern(len: usize, salt: u8) -> Vec<u8> {
 
 /// The lines of `links` after the header, without `END`.
 fn links(control: &dyn Fn(&str) -> String) -> Vec<String> {
-    control("links")
-        .lines()
-        .skip(1)
-        .filter(|line| *line != "END")
-        .map(str::to_owned)
-        .collect()
+    fake::items(&control("links")).map(str::to_owned).collect()
 }
 
 /// Registered names with their `creation=` values, from `nodes`.
 fn nodes(proxy: &Proxy) -> Vec<(String, u32)> {
-    proxy
-        .ctl("nodes")
-        .lines()
-        .skip(1)
-        .filter(|line| *line != "END")
+    fake::items(&proxy.ctl("nodes"))
         .map(|line| {
             let name = line.split(' ').next().unwrap_or_default().to_owned();
-            let creation = line
-                .split(' ')
-                .find_map(|word| word.strip_prefix("creation="))
+            let creation = fake::field(line, "creation=")
                 .and_then(|c| c.parse().ok())
                 .unwrap_or_else(|| panic!("no creation in {line}"));
             (name, creation)
@@ -468,19 +424,7 @@ impl LimitedProxy {
             .spawn()
             .expect("spawn sh");
         let stderr = child.stderr.take().expect("stderr");
-        let log = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = mpsc::channel();
-        let writer = Arc::clone(&log);
-        thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if let Ok(mut log) = writer.lock() {
-                    log.push_str(&line);
-                    log.push('\n');
-                }
-                let _ = tx.send(line);
-            }
-        });
+        let (log, rx) = drain_lines(stderr);
         let deadline = Instant::now() + TIMEOUT;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());

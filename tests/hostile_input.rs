@@ -25,8 +25,8 @@ use std::sync::Mutex;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::{wait_until, wait_until_ok, Proxy};
-use epmdpxy::epmd::wire::{self, NodeInfo, NODE_TYPE_NORMAL};
+use common::{fake, wait_until, wait_until_ok, Proxy};
+use epmdpxy::epmd::wire::{self, NodeInfo};
 use epmdpxy::proxy::handshake::{encode_send_name_v5, encode_send_name_v6, DFLAG_NAME_ME};
 
 /// Deadline for any single exchange with the proxy: an input that is
@@ -133,68 +133,23 @@ fn split(rng: &mut Rng, bytes: Vec<u8>) -> Vec<Vec<u8>> {
 // Fake nodes: registrations, lookups, a sink that records what arrives
 // ---------------------------------------------------------------------------
 
-fn node_info(name: &str, port: u16) -> NodeInfo {
-    NodeInfo {
-        port,
-        node_type: NODE_TYPE_NORMAL,
-        protocol: 0,
-        highest_version: 6,
-        lowest_version: 5,
-        name: name.as_bytes().to_vec(),
-        extra: vec![],
-    }
-}
-
 fn connect(port: u16) -> TcpStream {
-    let address = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port);
-    let stream = TcpStream::connect_timeout(&address, EXCHANGE_TIMEOUT)
-        .unwrap_or_else(|e| panic!("connect to 127.0.0.1:{port}: {e}"));
-    stream
-        .set_read_timeout(Some(EXCHANGE_TIMEOUT))
-        .expect("read timeout");
-    stream.set_nodelay(true).expect("nodelay");
-    stream
+    fake::connect_within(port, EXCHANGE_TIMEOUT)
 }
 
 /// Registers `name` (real port `port`) and returns the open ALIVE2
 /// connection (closing it unregisters) and the creation.
 fn register(epmd_port: u16, name: &str, port: u16) -> (TcpStream, u32) {
     let mut stream = connect(epmd_port);
-    let request = wire::frame(&wire::encode_alive2_request(&node_info(name, port)));
-    stream.write_all(&request).expect("send ALIVE2");
-    let mut reply = [0u8; 6];
-    stream
-        .read_exact(&mut reply)
-        .unwrap_or_else(|e| panic!("ALIVE2 reply for {name}: {e}"));
-    assert_eq!(
-        &reply[..2],
-        &[118, 0],
-        "ALIVE2 of {name} refused: {reply:?}"
-    );
-    (
-        stream,
-        u32::from_be_bytes([reply[2], reply[3], reply[4], reply[5]]),
-    )
+    let creation = fake::alive2(&mut stream, &fake::node_info(name, port));
+    (stream, creation)
 }
 
 /// PORT_PLEASE2: `Some(proxy port)` or `None` for "not found".
 fn lookup(epmd_port: u16, name: &str) -> Option<u16> {
-    let mut stream = connect(epmd_port);
-    let mut body = vec![wire::TAG_PORT_PLEASE2_REQ];
-    body.extend_from_slice(name.as_bytes());
-    stream.write_all(&wire::frame(&body)).expect("send PORT2");
-    let mut reply = Vec::new();
-    stream
-        .read_to_end(&mut reply)
-        .unwrap_or_else(|e| panic!("PORT2 reply for {name}: {e}"));
-    match wire::parse_port2_reply(&reply) {
-        Some(Some(info)) => {
-            assert_eq!(info.name, name.as_bytes(), "PORT2 answered another node");
-            Some(info.port)
-        }
-        Some(None) => None,
-        None => panic!("malformed PORT2 reply for {name}: {reply:?}"),
-    }
+    let info = fake::port_please2(&mut connect(epmd_port), name)?;
+    assert_eq!(info.name, name.as_bytes(), "PORT2 answered another node");
+    Some(info.port)
 }
 
 /// A fake node: a listener whose every accepted connection is read to EOF;
@@ -338,23 +293,16 @@ fn no_faults(lines: &[String]) -> bool {
 /// Registered names, from the control `nodes` answer.
 fn registered(proxy: &Proxy) -> BTreeSet<String> {
     let reply = proxy.ctl("nodes");
-    let mut lines = reply.lines();
-    let header = lines.next().unwrap_or_default();
+    let header = reply.lines().next().unwrap_or_default();
     assert!(header.starts_with("OK "), "nodes: {reply}");
-    lines
-        .filter(|line| *line != "END")
+    fake::items(&reply)
         .filter_map(|line| line.split(' ').next().map(str::to_owned))
         .collect()
 }
 
 /// Number of live links, from `links`.
 fn link_count(proxy: &Proxy) -> usize {
-    let reply = proxy.ctl("links");
-    reply
-        .lines()
-        .filter(|l| *l != "END")
-        .count()
-        .saturating_sub(1)
+    fake::items(&proxy.ctl("links")).count()
 }
 
 fn names(list: &[&str]) -> BTreeSet<String> {
@@ -386,7 +334,7 @@ fn assert_healthy(proxy: &Proxy, sink: &Sink, expected: &BTreeSet<String>, conte
     let port = lookup(proxy.epmd_port, &sink.name)
         .unwrap_or_else(|| panic!("{context}: lookup of {} failed", sink.name));
     let mut link = connect(port);
-    let mut sent = encode_send_name_v6(0x0d_7fbd, 7, &format!("{probe}@localhost"));
+    let mut sent = fake::send_name(&probe, 7);
     sent.extend_from_slice(b"health check payload");
     link.write_all(&sent).expect("write via the proxy");
     drop(link);
@@ -433,7 +381,7 @@ struct EpmdInput {
 fn valid_epmd_request(rng: &mut Rng, sentinel: &str) -> (Vec<u8>, EpmdExpect) {
     match rng.below(7) {
         0 | 1 => {
-            let mut info = node_info(&format!("fz{}", rng.next_u64()), 5000);
+            let mut info = fake::node_info(&format!("fz{}", rng.next_u64()), 5000);
             info.highest_version = *rng.pick(&[5, 6, 6, 7]);
             info.node_type = *rng.pick(&[77, 72, 0, 255]);
             let extra_len = rng.below(40);
@@ -473,13 +421,10 @@ fn valid_epmd_request(rng: &mut Rng, sentinel: &str) -> (Vec<u8>, EpmdExpect) {
 
 fn alive2_body(name: &[u8], extra: &[u8], high: u16) -> Vec<u8> {
     let info = NodeInfo {
-        port: 4000,
-        node_type: NODE_TYPE_NORMAL,
-        protocol: 0,
         highest_version: high,
-        lowest_version: 5,
         name: name.to_vec(),
         extra: extra.to_vec(),
+        ..fake::node_info("", 4000)
     };
     wire::encode_alive2_request(&info)
 }
@@ -1733,7 +1678,7 @@ fn silent_initiators_are_closed_after_the_handshake_timeout() {
     let mut silent = connect(port);
     let port = lookup(proxy.epmd_port, &sink.name).expect("lookup");
     let mut dribbler = connect(port);
-    let hello = encode_send_name_v6(0x0d_7fbd, 1, "slow@localhost");
+    let hello = fake::send_name("slow", 1);
     let started = Instant::now();
     let mut sent = Vec::new();
     for &byte in &hello[..hello.len() - 1] {

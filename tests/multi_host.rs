@@ -35,7 +35,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{require_erl, wait_until, wait_until_ok, Proxy};
+use common::{append_line, kill_group, require_erl, wait_until, wait_until_ok, Proxy};
 
 const EPMDPXY: &str = env!("CARGO_BIN_EXE_epmdpxy");
 
@@ -457,30 +457,6 @@ impl Drop for HostProxy {
     }
 }
 
-/// The stdin-driven loop each node runs: one expression per line, one
-/// reply line; EOF halts the node.
-const DRIVER: &str = r#"
-Loop = fun Loop() ->
-    case io:get_line('') of
-        eof -> erlang:halt(0);
-        {error, _} -> erlang:halt(0);
-        Line ->
-            Result =
-                try
-                    {ok, Tokens, _} = erl_scan:string(unicode:characters_to_list(Line)),
-                    {ok, Exprs} = erl_parse:parse_exprs(Tokens),
-                    {value, Value, _} = erl_eval:exprs(Exprs, erl_eval:new_bindings()),
-                    Value
-                catch
-                    Class:Reason -> {driver_exception, Class, Reason}
-                end,
-            io:format("@@reply@@ ~0p~n", [Result]),
-            Loop()
-    end
-end,
-Loop().
-"#;
-
 /// A real OTP node inside a host's namespace, `-name alive@10.200.0.N`.
 /// Dropping it kills its process group.
 struct HostNode {
@@ -502,7 +478,7 @@ impl HostNode {
             .args(["-start_epmd", "false"])
             .args(["-kernel", "net_ticktime", "2"])
             .args(["-kernel", "net_setuptime", "3"])
-            .args(["-eval", DRIVER])
+            .args(["-eval", common::DRIVER])
             .env("ERL_EPMD_PORT", EPMD_PORT)
             .env_remove("ERL_FLAGS")
             .env_remove("ERL_AFLAGS")
@@ -521,18 +497,18 @@ impl HostNode {
         let log = Arc::clone(&output);
         thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                match line.strip_prefix("@@reply@@ ") {
+                match line.strip_prefix(common::REPLY_MARKER) {
                     Some(reply) => {
                         let _ = reply_tx.send(reply.to_owned());
                     }
-                    None => append(&log, &line),
+                    None => append_line(&log, &line),
                 }
             }
         });
         let log = Arc::clone(&output);
         thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                append(&log, &format!("[stderr] {line}"));
+                append_line(&log, &format!("[stderr] {line}"));
             }
         });
         HostNode {
@@ -608,14 +584,7 @@ impl HostNode {
 impl Drop for HostNode {
     fn drop(&mut self) {
         self.stdin = None;
-        let group = format!("-{}", self.child.id());
-        let _ = Command::new("kill")
-            .args(["-9", "--", &group])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        kill_group(&mut self.child);
         if thread::panicking() {
             eprintln!(
                 "---- output of {} ----\n{}---- end ----",
@@ -623,13 +592,6 @@ impl Drop for HostNode {
                 self.output()
             );
         }
-    }
-}
-
-fn append(log: &Mutex<String>, line: &str) {
-    if let Ok(mut log) = log.lock() {
-        log.push_str(line);
-        log.push('\n');
     }
 }
 

@@ -25,9 +25,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::Proxy;
-use epmdpxy::epmd::wire::{self, NodeInfo, NODE_TYPE_NORMAL};
-use epmdpxy::proxy::handshake::encode_send_name_v6;
+use common::{fake, Proxy};
 
 const LINKS: usize = 8;
 /// Each direction of each link carries at least this much.
@@ -153,34 +151,15 @@ fn read_stream(
 
 fn register(epmd_port: u16, name: &str, port: u16) -> TcpStream {
     let mut stream = TcpStream::connect(("127.0.0.1", epmd_port)).expect("connect to EPMD");
-    let info = NodeInfo {
-        port,
-        node_type: NODE_TYPE_NORMAL,
-        protocol: 0,
-        highest_version: 6,
-        lowest_version: 5,
-        name: name.as_bytes().to_vec(),
-        extra: vec![],
-    };
-    stream
-        .write_all(&wire::frame(&wire::encode_alive2_request(&info)))
-        .expect("ALIVE2");
-    let mut reply = [0u8; 6];
-    stream.read_exact(&mut reply).expect("ALIVE2 reply");
-    assert_eq!(&reply[..2], &[118, 0], "{name} refused");
+    fake::alive2(&mut stream, &fake::node_info(name, port));
     stream
 }
 
 fn lookup(epmd_port: u16, name: &str) -> u16 {
     let mut stream = TcpStream::connect(("127.0.0.1", epmd_port)).expect("connect to EPMD");
-    let mut body = vec![wire::TAG_PORT_PLEASE2_REQ];
-    body.extend_from_slice(name.as_bytes());
-    stream.write_all(&wire::frame(&body)).expect("PORT2");
-    let mut reply = Vec::new();
-    stream.read_to_end(&mut reply).expect("PORT2 reply");
-    match wire::parse_port2_reply(&reply) {
-        Some(Some(info)) => info.port,
-        other => panic!("lookup of {name}: {other:?}"),
+    match fake::port_please2(&mut stream, name) {
+        Some(info) => info.port,
+        None => panic!("lookup of {name}: not found"),
     }
 }
 
@@ -195,15 +174,7 @@ struct Link {
 fn open_link(epmd_port: u16, initiator: &str, target: &str, listener: &TcpListener) -> Link {
     let port = lookup(epmd_port, target);
     let mut initiator_end = TcpStream::connect(("127.0.0.1", port)).expect("connect to the proxy");
-    let hello = encode_send_name_v6(0x0d_7fbd, 1, &format!("{initiator}@localhost"));
-    initiator_end.write_all(&hello).expect("send_name");
-    let (mut target_end, _) = listener.accept().expect("the proxy connects to the target");
-    let mut got = vec![0u8; hello.len()];
-    target_end
-        .set_read_timeout(Some(IO_TIMEOUT))
-        .expect("timeout");
-    target_end.read_exact(&mut got).expect("send_name relayed");
-    assert_eq!(got, hello);
+    let target_end = fake::relay_send_name(&mut initiator_end, initiator, listener, IO_TIMEOUT);
     for end in [&initiator_end, &target_end] {
         end.set_read_timeout(Some(IO_TIMEOUT)).expect("timeout");
         end.set_write_timeout(Some(IO_TIMEOUT)).expect("timeout");
@@ -441,7 +412,7 @@ fn streams_survive_random_cuts_byte_exact() {
     // The proxy counted the same bytes (plus the send_name going up): its
     // `link N closed: I -> T (U bytes up, D bytes down; ...)` lines.
     for (i, link) in links.iter().enumerate() {
-        let hello = encode_send_name_v6(0x0d_7fbd, 1, &format!("{}@localhost", link.initiator));
+        let hello = fake::send_name(&link.initiator, 1);
         let want = format!(
             "{}@localhost -> {} ({} bytes up, {} bytes down;",
             link.initiator,

@@ -6,6 +6,8 @@
 
 #![allow(dead_code)]
 
+pub mod fake;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::os::unix::process::CommandExt;
@@ -134,17 +136,9 @@ impl Proxy {
             .expect("failed to spawn epmdpxy");
         let stderr = child.stderr.take().expect("epmdpxy stderr is piped");
 
-        // One thread drains stderr for the whole run: every line goes into
-        // the log, and is also offered on a channel until we saw "ready".
-        let log = Arc::new(Mutex::new(String::new()));
-        let (line_tx, line_rx) = mpsc::channel::<String>();
-        let log_writer = Arc::clone(&log);
-        thread::spawn(move || {
-            for line in lossy_lines(stderr) {
-                append_line(&log_writer, &line);
-                let _ = line_tx.send(line); // receiver gone after start-up
-            }
-        });
+        // Every line goes into the log, and is also offered on a channel
+        // until we saw "ready".
+        let (log, line_rx) = drain_lines(stderr);
 
         let mut proxy = Proxy {
             epmd_port: 0,
@@ -319,14 +313,14 @@ fn parse_ready_line(line: &str) -> Option<(u16, u16)> {
 // ---------------------------------------------------------------------------
 
 /// Prefix of the one line the driver prints per request.
-const REPLY_MARKER: &str = "@@epmdpxy-reply@@ ";
+pub const REPLY_MARKER: &str = "@@epmdpxy-reply@@ ";
 
 /// The `-eval` program of every test node: read one expression per line
 /// from stdin, evaluate it, print `REPLY_MARKER` plus the result on one
 /// line (`~0p` never wraps). Exceptions are printed as
 /// `{driver_exception,Class,Reason}`. EOF on stdin halts the node, so a
 /// node never outlives the test that started it.
-const DRIVER: &str = r#"
+pub const DRIVER: &str = r#"
 Loop = fun Loop() ->
     case io:get_line('') of
         eof -> erlang:halt(0);
@@ -596,16 +590,7 @@ impl ErlNode {
 impl Drop for ErlNode {
     fn drop(&mut self) {
         self.stdin = None;
-        // The child leads its own group (process_group(0)), so its pid is
-        // the group id; `kill -9 -PGID` takes beam and its helpers along.
-        let group = format!("-{}", self.child.id());
-        let _ = Command::new("kill")
-            .args(["-9", "--", &group])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        kill_group(&mut self.child);
         if thread::panicking() {
             eprintln!(
                 "---- output of node {} ----\n{}---- end of node {} ----",
@@ -655,11 +640,42 @@ fn lossy_lines(source: impl Read) -> impl Iterator<Item = String> {
     })
 }
 
-fn append_line(log: &Mutex<String>, line: &str) {
+/// Appends `line` and a newline to `log`.
+pub fn append_line(log: &Mutex<String>, line: &str) {
     if let Ok(mut log) = log.lock() {
         log.push_str(line);
         log.push('\n');
     }
+}
+
+/// Drains `source` on a thread for as long as it is open: every line
+/// (decoded lossily) is appended to the returned log and also offered on
+/// the returned channel (ignored once its receiver is gone).
+pub fn drain_lines(source: impl Read + Send + 'static) -> (Arc<Mutex<String>>, Receiver<String>) {
+    let log = Arc::new(Mutex::new(String::new()));
+    let (line_tx, line_rx) = mpsc::channel::<String>();
+    let writer = Arc::clone(&log);
+    thread::spawn(move || {
+        for line in lossy_lines(source) {
+            append_line(&writer, &line);
+            let _ = line_tx.send(line);
+        }
+    });
+    (log, line_rx)
+}
+
+/// Kills a child that leads its own process group (`process_group(0)`)
+/// together with everything in that group, then reaps it. The child's pid
+/// is the group id, so `kill -9 -PGID` takes beam and its helpers along.
+pub fn kill_group(child: &mut Child) {
+    let group = format!("-{}", child.id());
+    let _ = Command::new("kill")
+        .args(["-9", "--", &group])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 /// Runs the real epmd client `epmd -port P -names` and returns what it

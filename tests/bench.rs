@@ -6,6 +6,8 @@
 //!
 //!     cargo test --release --test bench -- --ignored --nocapture
 //!
+//! `EPMDPXY_BENCH_MESH=10,30` (or empty) overrides the mesh sizes.
+//!
 //! `bench_smoke` runs on every `cargo test`: the same code with tiny sizes,
 //! asserting only that each measurement produced sane numbers, so the
 //! benchmark never rots. Timings are never asserted.
@@ -13,9 +15,11 @@
 //! The bench plays the Erlang nodes itself where it can. A fake node (a
 //! Rust server) registers with ALIVE2 and keeps that socket open; a client
 //! looks it up with PORT_PLEASE2, connects to the port it is given and
-//! sends a `send_name` handshake message first (the proxy reads it to learn
-//! the initiator). After that, bytes are relayed raw, so the fake node runs
-//! a tiny command protocol: 1 tag byte + a big-endian u64 argument, then
+//! sends a `send_name` handshake message first; the fake node answers with
+//! status `sok` and a challenge carrying its full name, as a real node
+//! does (the proxy reads both to learn each side's name). The handshake
+//! stops there: after it bytes are relayed raw, so the fake node runs a
+//! tiny command protocol: 1 tag byte + a big-endian u64 argument, then
 //!
 //! - `U n`: read n bytes, answer 1 byte (bulk upload);
 //! - `D n`: write n bytes (bulk download);
@@ -47,7 +51,7 @@ use epmdpxy::epmd::wire::{
     encode_alive2_request, frame, parse_port2_reply, NodeInfo, NODE_TYPE_NORMAL,
     TAG_PORT_PLEASE2_REQ,
 };
-use epmdpxy::proxy::handshake::encode_send_name_v6;
+use epmdpxy::proxy::handshake::{encode_send_name_v6, encode_status_and_challenge_v6};
 
 // ---------------------------------------------------------------------------
 // Sizes
@@ -57,9 +61,11 @@ use epmdpxy::proxy::handshake::encode_send_name_v6;
 struct Sizes {
     /// Bulk bytes per direction per measurement.
     bulk_bytes: u64,
-    /// Rows are measured in this many interleaved rounds; bulk keeps the
-    /// best round, the other figures pool all samples.
+    /// Rows are measured in this many interleaved rounds; the figures
+    /// other than bulk pool the samples of all rounds.
     rounds: usize,
+    /// Bulk is measured in the first this many rounds; the best counts.
+    bulk_rounds: usize,
     /// 64-byte round trips per row (all rounds together).
     pings: usize,
     /// Split replies per row (all rounds together).
@@ -81,11 +87,12 @@ struct Sizes {
 
 const FULL: Sizes = Sizes {
     bulk_bytes: 1 << 30,
-    rounds: 3,
+    rounds: 8,
+    bulk_rounds: 3,
     pings: 30_000,
     splits: 6_000,
     setup_time: Duration::from_secs(3),
-    setup_max: 6_000,
+    setup_max: 4_000,
     erpc_calls: 40_000,
     erpc_rounds: 8,
     mesh: &[10, 30, 60],
@@ -95,6 +102,7 @@ const FULL: Sizes = Sizes {
 const SMOKE: Sizes = Sizes {
     bulk_bytes: 1 << 20,
     rounds: 1,
+    bulk_rounds: 1,
     pings: 200,
     splits: 20,
     setup_time: Duration::from_millis(200),
@@ -104,6 +112,19 @@ const SMOKE: Sizes = Sizes {
     mesh: &[3],
     cut_for: Duration::from_millis(200),
 };
+
+/// The mesh sizes: `sizes.mesh`, or env `EPMDPXY_BENCH_MESH` (e.g.
+/// `10,30`; empty skips the scale figure, for quick runs while tuning).
+fn mesh_sizes(sizes: &Sizes) -> Vec<usize> {
+    match std::env::var("EPMDPXY_BENCH_MESH") {
+        Ok(list) => list
+            .split(',')
+            .filter(|n| !n.trim().is_empty())
+            .map(|n| n.trim().parse().expect("EPMDPXY_BENCH_MESH: node counts"))
+            .collect(),
+        Err(_) => sizes.mesh.to_vec(),
+    }
+}
 
 /// Socket timeout for every bench client: a stuck relay fails the run.
 const IO_TIMEOUT: Duration = Duration::from_secs(60);
@@ -142,6 +163,11 @@ struct RowFigures {
     label: String,
     bulk_up_gbit: f64,
     bulk_down_gbit: f64,
+    /// CPU time of the relay process per GiB relayed during bulk (best
+    /// round); `None` for direct.
+    relay_cpu_ms_per_gib: Option<f64>,
+    /// CPU time of the relay process over all ping-pong round trips.
+    relay_cpu_pinging: Duration,
     ping: Vec<Duration>,
     split: Vec<Duration>,
     setups: u64,
@@ -202,10 +228,10 @@ fn run(sizes: &Sizes) -> Report {
     let mut notes = Vec::new();
     let machine = describe_machine();
     let load_at_start = load_average();
-    let server = FakeNode::start();
     let proxy = Proxy::start(&[]);
     let proxy_pid = pid_listening_on(proxy.control_port).expect("pid of the epmdpxy under test");
     let server_name = format!("benchsrv_{}", proxy.epmd_port);
+    let server = FakeNode::start(&format!("{server_name}@localhost"));
     let _proxy_registration = register(proxy.epmd_port, &server_name, server.port);
 
     // OTP's own epmd answers the lookups of the direct and socat rows, so
@@ -230,6 +256,7 @@ fn run(sizes: &Sizes) -> Report {
         },
         data: Lookup::Fixed(server.port),
         setup: Lookup::Fixed(server.port),
+        relay_pid: None,
         _children: Vec::new(),
         _registrations: Vec::new(),
     }];
@@ -255,6 +282,7 @@ fn run(sizes: &Sizes) -> Report {
             },
             data: Lookup::Fixed(data_port),
             setup: Lookup::Fixed(fork_port),
+            relay_pid: Some(data_socat.pid()),
             _children: vec![data_socat, fork_socat],
             _registrations: Vec::new(),
         };
@@ -284,22 +312,23 @@ fn run(sizes: &Sizes) -> Report {
             port: proxy.epmd_port,
             name: server_name.clone(),
         },
+        relay_pid: Some(proxy_pid),
         _children: Vec::new(),
         _registrations: Vec::new(),
     });
     for route in &mut routes {
         route.figures.setup_note = match (&route.setup, route.figures.label.as_str()) {
-            (Lookup::Fixed(_), _) => "connect + send_name + 1 echoed byte (no lookup)".to_owned(),
+            (Lookup::Fixed(_), _) => "connect + send_name, status and challenge + 1 echoed byte (no lookup)".to_owned(),
             (Lookup::Epmd { .. }, "epmdpxy") => {
-                "PORT_PLEASE2 to epmdpxy + connect to the fresh proxy port + send_name + 1 echoed byte"
+                "PORT_PLEASE2 to epmdpxy + connect to the fresh proxy port + send_name, status and challenge + 1 echoed byte"
                     .to_owned()
             }
             (Lookup::Epmd { .. }, "direct") => {
-                "PORT_PLEASE2 to OTP epmd + connect to the node + send_name + 1 echoed byte"
+                "PORT_PLEASE2 to OTP epmd + connect to the node + send_name, status and challenge + 1 echoed byte"
                     .to_owned()
             }
             (Lookup::Epmd { .. }, _) => {
-                "PORT_PLEASE2 to OTP epmd (node registered with socat's port) + connect through socat `fork` + send_name + 1 echoed byte"
+                "PORT_PLEASE2 to OTP epmd (node registered with socat's port) + connect through socat `fork` + send_name, status and challenge + 1 echoed byte"
                     .to_owned()
             }
         };
@@ -317,15 +346,29 @@ fn run(sizes: &Sizes) -> Report {
     let rounds = sizes.rounds.max(1);
     for round in 0..rounds {
         for (route, link) in routes.iter_mut().zip(&mut links) {
+            if round >= sizes.bulk_rounds {
+                break;
+            }
+            let cpu_before = route.relay_pid.map(cpu_time);
             let up = bulk_up(link, sizes.bulk_bytes).expect("bulk up");
             let down = bulk_down(link, sizes.bulk_bytes).expect("bulk down");
             let figures = &mut route.figures;
             figures.bulk_up_gbit = figures.bulk_up_gbit.max(up);
             figures.bulk_down_gbit = figures.bulk_down_gbit.max(down);
+            if let (Some(pid), Some(before)) = (route.relay_pid, cpu_before) {
+                let gib = 2.0 * sizes.bulk_bytes as f64 / f64::from(1 << 30);
+                let ms = cpu_time(pid).saturating_sub(before).as_secs_f64() * 1e3 / gib;
+                figures.relay_cpu_ms_per_gib =
+                    Some(figures.relay_cpu_ms_per_gib.map_or(ms, |best| best.min(ms)));
+            }
         }
         let share = |total: usize| total / rounds + usize::from(round < total % rounds);
         for (route, link) in routes.iter_mut().zip(&mut links) {
+            let cpu_before = route.relay_pid.map(cpu_time);
             let samples = round_trips(link, b'P', share(sizes.pings)).expect("ping-pong");
+            if let (Some(pid), Some(before)) = (route.relay_pid, cpu_before) {
+                route.figures.relay_cpu_pinging += cpu_time(pid).saturating_sub(before);
+            }
             route.figures.ping.extend(samples);
         }
         for (route, link) in routes.iter_mut().zip(&mut links) {
@@ -364,7 +407,7 @@ fn run(sizes: &Sizes) -> Report {
         erpc_routes.push(("epmdpxy", proxy.epmd_port));
         erpc = erpc_figures(&erpc_routes, sizes.erpc_calls, sizes.erpc_rounds);
         drop(proxy);
-        let (baseline, steps) = scale_figures(sizes.mesh);
+        let (baseline, steps) = scale_figures(&mesh_sizes(sizes));
         scale_baseline = baseline;
         scale = steps;
     } else {
@@ -408,6 +451,8 @@ struct Route {
     figures: RowFigures,
     data: Lookup,
     setup: Lookup,
+    /// The process that relays the data link (socat, epmdpxy).
+    relay_pid: Option<u32>,
     _children: Vec<ChildGuard>,
     _registrations: Vec<TcpStream>,
 }
@@ -459,14 +504,37 @@ fn port_please(epmd_port: u16, name: &str) -> io::Result<u16> {
     }
 }
 
-/// Connects to `port` and sends the `send_name` of `initiator`.
+/// Connects to `port`, sends the `send_name` of `initiator` and reads the
+/// node's status and challenge.
 fn connect_link(port: u16, initiator: &str) -> io::Result<TcpStream> {
     let mut stream = TcpStream::connect((Ipv4Addr::LOCALHOST, port))?;
     stream.set_nodelay(true)?;
     stream.set_read_timeout(Some(IO_TIMEOUT))?;
     stream.set_write_timeout(Some(IO_TIMEOUT))?;
     stream.write_all(&send_name(initiator))?;
+    read_status_and_challenge(&mut stream)?;
     Ok(stream)
+}
+
+/// Reads one handshake message (2-byte length, then the body).
+fn read_message(stream: &mut TcpStream) -> io::Result<Vec<u8>> {
+    let mut length = [0u8; 2];
+    stream.read_exact(&mut length)?;
+    let mut body = vec![0u8; usize::from(u16::from_be_bytes(length))];
+    stream.read_exact(&mut body)?;
+    Ok(body)
+}
+
+/// Reads the `sok` status and the challenge a node answers `send_name`
+/// with (the real handshake goes on with challenge_reply and ack; the
+/// bench switches to its own commands instead).
+fn read_status_and_challenge(stream: &mut TcpStream) -> io::Result<()> {
+    let status = read_message(stream)?;
+    if status != b"sok" {
+        return Err(io::Error::other(format!("status {status:?}")));
+    }
+    read_message(stream)?;
+    Ok(())
 }
 
 fn send_name(initiator: &str) -> Vec<u8> {
@@ -562,6 +630,7 @@ fn link_setups(
         stream.set_nodelay(true)?;
         stream.set_read_timeout(Some(IO_TIMEOUT))?;
         stream.write_all(&first_message)?;
+        read_status_and_challenge(&mut stream)?;
         let mut echoed = [0u8; 1];
         stream.read_exact(&mut echoed)?;
         if echoed[0] != 0x42 {
@@ -586,21 +655,23 @@ struct FakeNode {
 }
 
 impl FakeNode {
-    fn start() -> FakeNode {
+    /// Starts a fake node whose challenge carries the full name `name`.
+    fn start(name: &str) -> FakeNode {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind the fake node");
         let port = listener.local_addr().expect("fake node address").port();
         let received = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         let (thread_received, thread_stop) = (Arc::clone(&received), Arc::clone(&stop));
+        let name: Arc<str> = Arc::from(name);
         thread::spawn(move || {
             for stream in listener.incoming() {
                 if thread_stop.load(Ordering::SeqCst) {
                     break;
                 }
                 let Ok(stream) = stream else { continue };
-                let received = Arc::clone(&thread_received);
+                let (received, name) = (Arc::clone(&thread_received), Arc::clone(&name));
                 thread::spawn(move || {
-                    let _ = serve(stream, &received);
+                    let _ = serve(stream, &name, &received);
                 });
             }
         });
@@ -624,13 +695,17 @@ impl Drop for FakeNode {
     }
 }
 
-fn serve(mut stream: TcpStream, received: &AtomicU64) -> io::Result<()> {
+fn serve(mut stream: TcpStream, name: &str, received: &AtomicU64) -> io::Result<()> {
     // Erlang sets TCP_NODELAY on its distribution sockets.
     stream.set_nodelay(true)?;
-    let mut length = [0u8; 2];
-    stream.read_exact(&mut length)?;
-    let mut handshake = vec![0u8; usize::from(u16::from_be_bytes(length))];
-    stream.read_exact(&mut handshake)?;
+    read_message(&mut stream)?; // send_name
+                                // As a real node: status `sok`, then the challenge, which names us.
+    stream.write_all(&encode_status_and_challenge_v6(
+        0x0d_7fbd,
+        0x1234_5678,
+        1,
+        name,
+    ))?;
     let mut buffer = vec![0u8; CHUNK];
     loop {
         let mut command = [0u8; 9];
@@ -702,6 +777,10 @@ fn serve(mut stream: TcpStream, received: &AtomicU64) -> io::Result<()> {
 struct ChildGuard(Child);
 
 impl ChildGuard {
+    fn pid(&self) -> u32 {
+        self.0.id()
+    }
+
     fn spawn(command: &mut Command) -> ChildGuard {
         let child = command
             .stdin(Stdio::null())
@@ -1212,13 +1291,14 @@ impl Report {
             self.load.0, self.load.1
         ));
         line(format!(
-            "Sizes: bulk {} MiB each way per round (best of {} rounds), {} pings, {} split replies, link setups for {:?} (at most {}) per row",
+            "Sizes: bulk {} MiB each way (best of {} rounds), {} pings, {} split replies, link setups for {:?} (at most {}) per row, in {} interleaved rounds",
             sizes.bulk_bytes >> 20,
-            sizes.rounds,
+            sizes.bulk_rounds,
             sizes.pings,
             sizes.splits,
             sizes.setup_time,
-            sizes.setup_max
+            sizes.setup_max,
+            sizes.rounds
         ));
         line(String::new());
         let Some(direct) = self.row("direct") else {
@@ -1255,6 +1335,24 @@ impl Report {
             }
             line(text);
         }
+        let mut text = "| relay CPU per ping-pong round trip, µs |".to_owned();
+        for row in &self.rows {
+            if row.label == "direct" {
+                text.push_str(" — |");
+            } else {
+                let per_ping = micros(row.relay_cpu_pinging) / row.ping.len().max(1) as f64;
+                text.push_str(&format!(" {per_ping:.1} |"));
+            }
+        }
+        line(text);
+        let mut text = "| relay CPU during bulk, ms per GiB |".to_owned();
+        for row in &self.rows {
+            match row.relay_cpu_ms_per_gib {
+                Some(ms) => text.push_str(&format!(" {ms:.0} |")),
+                None => text.push_str(" — |"),
+            }
+        }
+        line(text);
         line(String::new());
         line("Ratios are to `direct` in the same run (higher is better for Gbit/s and setups/s, lower for µs).".to_owned());
         for row in &self.rows {
@@ -1437,8 +1535,9 @@ impl Report {
                 positive(&format!("{} erpc p50", e.label), e.p50_us);
                 assert!(e.p99_us >= e.p50_us);
             }
-            assert_eq!(self.scale.len(), sizes.mesh.len(), "scale steps");
-            for (step, &nodes) in self.scale.iter().zip(sizes.mesh) {
+            let mesh = mesh_sizes(sizes);
+            assert_eq!(self.scale.len(), mesh.len(), "scale steps");
+            for (step, &nodes) in self.scale.iter().zip(&mesh) {
                 assert_eq!(step.nodes, nodes);
                 assert_eq!(step.links, nodes * (nodes - 1) / 2);
                 // at least the registration threads plus two per link

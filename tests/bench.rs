@@ -957,9 +957,13 @@ fn load_average() -> String {
 }
 
 fn describe_machine() -> String {
-    let cpus = thread::available_parallelism().map_or(0, |n| n.get());
-    let model = fs::read_to_string("/proc/cpuinfo")
-        .ok()
+    let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    // not available_parallelism(): it counts only the CPUs we may run on
+    let cpus = cpuinfo
+        .lines()
+        .filter(|line| line.starts_with("processor"))
+        .count();
+    let model = Some(cpuinfo.as_str())
         .and_then(|text| {
             text.lines()
                 .find_map(|line| line.strip_prefix("model name"))
@@ -980,7 +984,17 @@ fn describe_machine() -> String {
                 .map(|line| line.split(" on ").next().unwrap_or(line).to_owned())
         })
         .unwrap_or_else(|| "no socat".to_owned());
-    format!("{cpus} CPUs ({model}), Linux {kernel}, {socat}")
+    // `taskset -c 0 cargo test ...` pins every process of the run to one
+    // CPU; say so, since it changes the latency figures.
+    let allowed = fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find_map(|line| line.strip_prefix("Cpus_allowed_list:"))
+                .map(|list| list.trim().to_owned())
+        })
+        .unwrap_or_else(|| "?".to_owned());
+    format!("{cpus} CPUs ({model}), run on CPUs {allowed}, Linux {kernel}, {socat}")
 }
 
 // ---------------------------------------------------------------------------

@@ -2,7 +2,8 @@
 //! real OTP nodes through epmdpxy against the same nodes through OTP's own
 //! `epmd`.
 //!
-//! Full run (release build; prints one markdown table, about two minutes):
+//! Full run (release build; prints one markdown table, about a minute; see
+//! docs/performance.md for the figures and what they mean):
 //!
 //!     cargo test --release --test bench -- --ignored --nocapture
 //!
@@ -226,7 +227,7 @@ struct Report {
 
 fn run(sizes: &Sizes) -> Report {
     let mut notes = Vec::new();
-    let machine = describe_machine();
+    let mut machine = describe_machine();
     let load_at_start = load_average();
     let proxy = Proxy::start(&[]);
     let proxy_pid = pid_listening_on(proxy.control_port).expect("pid of the epmdpxy under test");
@@ -405,7 +406,9 @@ fn run(sizes: &Sizes) -> Report {
             erpc_routes.push(("OTP epmd", epmd.port));
         }
         erpc_routes.push(("epmdpxy", proxy.epmd_port));
-        erpc = erpc_figures(&erpc_routes, sizes.erpc_calls, sizes.erpc_rounds);
+        let otp;
+        (erpc, otp) = erpc_figures(&erpc_routes, sizes.erpc_calls, sizes.erpc_rounds);
+        machine.push_str(&format!(", OTP {}", otp.trim_matches('"')));
         drop(proxy);
         let (baseline, steps) = scale_figures(&mesh_sizes(sizes));
         scale_baseline = baseline;
@@ -1171,18 +1174,24 @@ impl ErpcPair {
 
 /// `erpc:call(Other, erlang, node, [])` round trips through each EPMD in
 /// `routes` (label, port), the pairs measured in interleaved rounds.
-fn erpc_figures(routes: &[(&str, u16)], calls: usize, rounds: usize) -> Vec<ErpcFigures> {
+/// Also returns the OTP release the nodes run.
+fn erpc_figures(routes: &[(&str, u16)], calls: usize, rounds: usize) -> (Vec<ErpcFigures>, String) {
     let mut pairs: Vec<ErpcPair> = routes
         .iter()
         .map(|&(label, port)| ErpcPair::start(label, port))
         .collect();
+    let otp = pairs.first_mut().map_or_else(String::new, |pair| {
+        pair.caller.eval(
+            "erlang:system_info(otp_release) ++ \" (erts \" ++ erlang:system_info(version) ++ \")\"",
+        )
+    });
     let rounds = rounds.max(1);
     for round in 0..rounds {
         for pair in &mut pairs {
             pair.measure(calls / rounds + usize::from(round < calls % rounds));
         }
     }
-    pairs.iter().map(ErpcPair::figures).collect()
+    (pairs.iter().map(ErpcPair::figures).collect(), otp)
 }
 
 /// Real nodes in a full mesh through a fresh epmdpxy: RSS and threads of

@@ -89,7 +89,7 @@ struct Sizes {
 const FULL: Sizes = Sizes {
     bulk_bytes: 1 << 30,
     rounds: 8,
-    bulk_rounds: 3,
+    bulk_rounds: 5,
     pings: 30_000,
     splits: 6_000,
     setup_time: Duration::from_secs(3),

@@ -242,7 +242,7 @@ fn run(sizes: &Sizes) -> Report {
     } else {
         notes.push(
             "`epmd` not found: direct and socat link setups skip the lookup; \
-             the Erlang figure is missing"
+             erpc is measured through epmdpxy only"
                 .to_owned(),
         );
         None
@@ -335,7 +335,8 @@ fn run(sizes: &Sizes) -> Report {
         };
     }
 
-    // Figures 1-4, one data link per row, rows interleaved round by round.
+    // Bulk, ping-pong, split reply and link setups: one data link per row,
+    // rows interleaved round by round.
     let initiator = format!("benchcli_{}@localhost", proxy.epmd_port);
     let mut links: Vec<TcpStream> = routes
         .iter()
@@ -387,7 +388,7 @@ fn run(sizes: &Sizes) -> Report {
     }
     drop(links);
 
-    // Figure 7 (a cut costs no CPU) on the same proxy and fake node.
+    // A cut costs no CPU: on the same proxy and fake node.
     let cut = Some(cut_figures(
         &proxy,
         proxy_pid,
@@ -396,7 +397,7 @@ fn run(sizes: &Sizes) -> Report {
         sizes.cut_for,
     ));
 
-    // Figures 5 and 6 need real nodes.
+    // erpc and the full mesh need real nodes.
     let mut erpc = Vec::new();
     let mut scale = Vec::new();
     let mut scale_baseline = (0, 0);

@@ -712,7 +712,10 @@ impl<'a> Pump<'a> {
         if self.source.set_read_timeout(Some(wait)).is_ok() {
             self.timed_reads = true;
         }
-        match self.source.read(self.buffer.space()) {
+        // No more than the queue has room for: the buffer may have grown
+        // to 1 MiB, and a throttled sender must feel the queue's limit.
+        let room = queue_limit(shaping).saturating_sub(self.queued_bytes);
+        match self.source.read(self.buffer.space_at_most(room)) {
             Ok(0) => self.end = Some(End::Eof),
             Ok(n) => {
                 let chunk = self.buffer.filled(n).to_vec();
@@ -910,6 +913,13 @@ impl RelayBuffer {
         &mut self.bytes
     }
 
+    /// The first `limit` bytes of the buffer (all of it if smaller), never
+    /// less than one: a read into nothing returns 0, which means EOF.
+    fn space_at_most(&mut self, limit: usize) -> &mut [u8] {
+        let len = self.bytes.len().min(limit.max(1));
+        self.bytes.split_at_mut(len).0
+    }
+
     fn filled(&self, n: usize) -> &[u8] {
         self.bytes.get(..n).unwrap_or(&self.bytes)
     }
@@ -971,5 +981,13 @@ mod relay_buffer_tests {
         assert_eq!(buffer.space().len(), MIN_BUFFER);
         buffer.adapt(1);
         assert_eq!(buffer.space().len(), MIN_BUFFER);
+    }
+
+    #[test]
+    fn space_at_most_caps_a_read() {
+        let mut buffer = RelayBuffer::new();
+        assert_eq!(buffer.space_at_most(100).len(), 100);
+        assert_eq!(buffer.space_at_most(0).len(), 1);
+        assert_eq!(buffer.space_at_most(usize::MAX).len(), MIN_BUFFER);
     }
 }

@@ -65,7 +65,9 @@ pub struct Shared {
     pub registry: Mutex<Registry>,
     /// The ALIVE2 connection of each registration (by registration id), so
     /// STOP can close it.
-    pub alive_sockets: Mutex<HashMap<u64, TcpStream>>,
+    /// (Shared with the registration's thread, not duplicated: one
+    /// descriptor per registered node.)
+    pub alive_sockets: Mutex<HashMap<u64, Arc<TcpStream>>>,
     pub partitions: Arc<RwLock<PartitionSet>>,
     /// Bumped on every fault change and link close; held relays wait on it.
     pub changes: Notifier,

@@ -177,7 +177,7 @@ fn handle_connection(shared: &Arc<Shared>, mut stream: TcpStream) {
 }
 
 /// ALIVE2_REQ: registers the node for as long as this connection is open.
-fn alive2(shared: &Shared, mut stream: TcpStream, info: NodeInfo, peer: IpAddr) {
+fn alive2(shared: &Shared, stream: TcpStream, info: NodeInfo, peer: IpAddr) {
     let extended = wire::wants_extended_reply(info.highest_version);
     let name = info.name_str();
     let registered = lock(&shared.registry).register(info, peer, stream.as_raw_fd());
@@ -186,18 +186,17 @@ fn alive2(shared: &Shared, mut stream: TcpStream, info: NodeInfo, peer: IpAddr) 
         Err(why) => {
             log_info!("node {name} refused: {why}");
             let reply = wire::encode_alive2_reply(extended, 1, wire::ERROR_CREATION);
-            if stream.write_all(&reply).is_ok() {
+            if (&stream).write_all(&reply).is_ok() {
                 // epmd keeps a refused socket open until the peer goes.
-                wait_for_anything(&mut stream);
+                wait_for_anything(&stream);
             }
             return;
         }
     };
     let reply = wire::encode_alive2_reply(extended, 0, registration.creation);
-    if let Ok(clone) = stream.try_clone() {
-        lock(&shared.alive_sockets).insert(registration.id, clone);
-    }
-    if let Err(err) = stream.write_all(&reply) {
+    let stream = Arc::new(stream);
+    lock(&shared.alive_sockets).insert(registration.id, Arc::clone(&stream));
+    if let Err(err) = (&*stream).write_all(&reply) {
         log_info!("node {name}: registration reply failed ({err}); unregistered");
     } else {
         log_info!(
@@ -213,7 +212,7 @@ fn alive2(shared: &Shared, mut stream: TcpStream, info: NodeInfo, peer: IpAddr) 
             registration.creation
         ));
         // Anything more on this socket — data, EOF, error — ends the registration.
-        wait_for_anything(&mut stream);
+        wait_for_anything(&stream);
         log_info!("node {name} unregistered");
         shared.events.publish(&format!("node-down name={name}"));
     }
@@ -223,7 +222,7 @@ fn alive2(shared: &Shared, mut stream: TcpStream, info: NodeInfo, peer: IpAddr) 
 }
 
 /// Blocks until the peer sends something, closes, or the socket fails.
-fn wait_for_anything(stream: &mut TcpStream) {
+fn wait_for_anything(mut stream: &TcpStream) {
     let _ = stream.set_read_timeout(None);
     let mut byte = [0u8; 1];
     loop {

@@ -348,11 +348,11 @@ fn accept_and_relay(
     };
     // Without TCP_NODELAY on both sockets, Erlang's small split writes meet
     // Nagle + delayed ACK and stall for ~40 ms.
-    let nodelay = client.set_nodelay(true).and(upstream.set_nodelay(true));
-    let clones = client
-        .try_clone()
-        .and_then(|c| Ok((c, upstream.try_clone()?)));
-    let (Ok(()), Ok((client_reader, upstream_reader))) = (nodelay, clones) else {
+    if client
+        .set_nodelay(true)
+        .and(upstream.set_nodelay(true))
+        .is_err()
+    {
         log_warn!(
             "link to {} via port {port}: socket setup failed; closing",
             target.name
@@ -384,7 +384,7 @@ fn accept_and_relay(
         upstream,
     });
     shared.links.insert(Arc::clone(&link));
-    relay(&shared, &link, client_reader, upstream_reader);
+    relay(&shared, &link);
 }
 
 /// Connects to the real node: where it registered from, then the address
@@ -426,7 +426,7 @@ struct Handshake {
 /// `patience`, a source that has not said enough by then ends the link
 /// (its bytes so far are still passed on first).
 fn read_handshake(
-    source: &mut TcpStream,
+    mut source: &TcpStream,
     buffer: &mut RelayBuffer,
     parse: fn(&[u8]) -> SendName,
     patience: Option<Duration>,
@@ -478,12 +478,14 @@ fn read_handshake(
 }
 
 /// Reads the initiator's name, starts the Down thread and runs Up here.
-fn relay(shared: &Arc<Shared>, link: &Arc<Link>, mut client: TcpStream, upstream: TcpStream) {
+/// Both threads use the link's own two sockets (`&TcpStream` reads and
+/// writes): no duplicated descriptors, so a link costs two.
+fn relay(shared: &Arc<Shared>, link: &Arc<Link>) {
     let mut buffer = RelayBuffer::new();
     // A node sends its name at once; a connection that stays silent (or
     // dribbles) must not hold a link, its threads and sockets forever.
     let patience = Some(shared.settings.handshake_timeout);
-    let handshake = read_handshake(&mut client, &mut buffer, parse_send_name, patience);
+    let handshake = read_handshake(&link.client, &mut buffer, parse_send_name, patience);
     let _ = link.initiator.set(handshake.name);
     // A cut naming the initiator may apply now.
     shared.changes.bump();
@@ -502,16 +504,11 @@ fn relay(shared: &Arc<Shared>, link: &Arc<Link>, mut client: TcpStream, upstream
         link.proxy_port
     ));
     let (down_shared, down_link) = (Arc::clone(shared), Arc::clone(link));
-    let down_writer = match link.client.try_clone() {
-        Ok(writer) => writer,
-        Err(err) => return finish_early(shared, link, &format!("socket clone failed: {err}")),
-    };
     let spawned = spawn("relay-down", move || {
-        let mut upstream = upstream;
         let mut buffer = RelayBuffer::new();
         // No deadline here: while a cut holds the initiator's name, the
         // target rightly says nothing, and the link must stall, not close.
-        let challenge = read_handshake(&mut upstream, &mut buffer, parse_challenge, None);
+        let challenge = read_handshake(&down_link.upstream, &mut buffer, parse_challenge, None);
         if let Some(full) = challenge.name {
             if full.alive == down_link.target_alive.alive {
                 lock(&down_shared.learned_names).insert(full.alive.clone(), full.clone());
@@ -523,8 +520,8 @@ fn relay(shared: &Arc<Shared>, link: &Arc<Link>, mut client: TcpStream, upstream
             &down_shared,
             &down_link,
             Direction::Down,
-            upstream,
-            down_writer,
+            &down_link.upstream,
+            &down_link.client,
             buffer,
         );
         pump.run(challenge.received, challenge.end);
@@ -536,15 +533,15 @@ fn relay(shared: &Arc<Shared>, link: &Arc<Link>, mut client: TcpStream, upstream
             &format!("no thread for the return direction: {err}"),
         );
     }
-    let up_writer = match link.upstream.try_clone() {
-        Ok(writer) => writer,
-        Err(err) => {
-            link.close(&format!("socket clone failed: {err}"));
-            return;
-        }
-    };
-    Pump::new(shared, link, Direction::Up, client, up_writer, buffer)
-        .run(handshake.received, handshake.end);
+    Pump::new(
+        shared,
+        link,
+        Direction::Up,
+        &link.client,
+        &link.upstream,
+        buffer,
+    )
+    .run(handshake.received, handshake.end);
 }
 
 fn finish_early(shared: &Shared, link: &Link, reason: &str) {
@@ -578,8 +575,8 @@ struct Pump<'a> {
     shared: &'a Shared,
     link: &'a Link,
     direction: Direction,
-    source: TcpStream,
-    sink: TcpStream,
+    source: &'a TcpStream,
+    sink: &'a TcpStream,
     buffer: RelayBuffer,
     /// Chunks read while shaped, with the time each may be delivered.
     queue: VecDeque<(Instant, Vec<u8>)>,
@@ -598,8 +595,8 @@ impl<'a> Pump<'a> {
         shared: &'a Shared,
         link: &'a Link,
         direction: Direction,
-        source: TcpStream,
-        sink: TcpStream,
+        source: &'a TcpStream,
+        sink: &'a TcpStream,
         buffer: RelayBuffer,
     ) -> Pump<'a> {
         Pump {

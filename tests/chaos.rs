@@ -38,24 +38,6 @@ fn one_at_a_time() -> MutexGuard<'static, ()> {
     TURN.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// Starts one node per base name, in parallel.
-fn start_nodes(proxy: &Proxy, bases: &[&str], options: &NodeOptions) -> Vec<ErlNode> {
-    thread::scope(|scope| {
-        let starting: Vec<_> = bases
-            .iter()
-            .map(|base| scope.spawn(move || proxy.start_node(base, options)))
-            .collect();
-        starting
-            .into_iter()
-            .map(|handle| {
-                handle
-                    .join()
-                    .unwrap_or_else(|e| std::panic::resume_unwind(e))
-            })
-            .collect()
-    })
-}
-
 /// `n1_4711@host` → `n1_4711`.
 fn short(full: &str) -> String {
     full.split('@').next().unwrap_or(full).to_string()
@@ -188,7 +170,7 @@ fn bridge_under_global() {
     let proxy = Proxy::start(&["-v", "--seed", "1"]);
     // Default connect_all: `global` runs with prevent_overlapping_partitions.
     let options = NodeOptions::default();
-    let mut nodes = start_nodes(&proxy, &["n1", "n2", "n3", "n4", "n5"], &options);
+    let mut nodes = proxy.start_nodes(&["n1", "n2", "n3", "n4", "n5"], &options);
     let names: Vec<String> = nodes.iter().map(|n| n.short_name().to_string()).collect();
     form_mesh(&mut nodes, "a full mesh of 5");
     let watch = Watch::start(&proxy);
@@ -331,7 +313,7 @@ fn chaos_run_replays_from_its_seed() {
         net_ticktime: 1,
         ..NodeOptions::default()
     };
-    let mut nodes = start_nodes(&proxy, &["n1", "n2", "n3", "n4", "n5"], &options);
+    let mut nodes = proxy.start_nodes(&["n1", "n2", "n3", "n4", "n5"], &options);
     let mut names: Vec<String> = nodes.iter().map(|n| n.short_name().to_string()).collect();
     names.sort();
     form_mesh(&mut nodes, "a full mesh of 5");
@@ -473,7 +455,7 @@ fn exempt_node_keeps_every_link() {
         connect_all: false,
         ..NodeOptions::default()
     };
-    let mut nodes = start_nodes(&proxy, &["n1", "n2", "n3", "n4"], &options);
+    let mut nodes = proxy.start_nodes(&["n1", "n2", "n3", "n4"], &options);
     let runner = ErlNode::start(&runner_name, &proxy.cookie(), proxy.epmd_port, &options);
     nodes.push(runner);
     let names: Vec<String> = nodes.iter().map(|n| n.short_name().to_string()).collect();

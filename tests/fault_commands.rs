@@ -29,24 +29,6 @@ const CONVERGE_TIMEOUT: Duration = Duration::from_secs(20);
 // Helpers
 // ---------------------------------------------------------------------------
 
-/// Starts one node per base name, in parallel (each boot takes ~1 s).
-fn start_nodes(proxy: &Proxy, bases: &[&str], options: &NodeOptions) -> Vec<ErlNode> {
-    thread::scope(|scope| {
-        let starting: Vec<_> = bases
-            .iter()
-            .map(|base| scope.spawn(move || proxy.start_node(base, options)))
-            .collect();
-        starting
-            .into_iter()
-            .map(|handle| {
-                handle
-                    .join()
-                    .unwrap_or_else(|e| std::panic::resume_unwind(e))
-            })
-            .collect()
-    })
-}
-
 /// Sends a control command and asserts the reply starts with `OK`.
 fn ctl_ok(proxy: &Proxy, line: &str) -> String {
     let reply = proxy.ctl(line);
@@ -305,7 +287,7 @@ fn one_way_cut_gives_the_asymmetric_view_otp_reports() {
     // covered: in pair 1 the cut holds the initiator's bytes (a1 connects
     // to b1, `cut a1 -> b1`), in pair 2 the target's (a2 connects to b2,
     // `cut b2 -> a2`).
-    let mut nodes = start_nodes(&proxy, &["a1", "b1", "a2", "b2"], &options);
+    let mut nodes = proxy.start_nodes(&["a1", "b1", "a2", "b2"], &options);
     for node in nodes.iter_mut() {
         install_recorder(node);
     }
@@ -504,7 +486,7 @@ fn isolate_leaves_a_lonely_node_also_for_nodes_started_later() {
     let proxy = Proxy::start(&["-v"]);
     // Default connect_all and OTP 25's `global`: what a real cluster does.
     let options = NodeOptions::default();
-    let mut nodes = start_nodes(&proxy, &["n1", "n2", "n3", "n4"], &options);
+    let mut nodes = proxy.start_nodes(&["n1", "n2", "n3", "n4"], &options);
     let mesh4 = islands(4, &[&[0, 1, 2, 3]]);
     wait_until_ok(CONVERGE_TIMEOUT, "a full mesh of 4 nodes", || {
         connect_missing(&mut nodes, &mesh4);
@@ -529,7 +511,7 @@ fn isolate_leaves_a_lonely_node_also_for_nodes_started_later() {
         reply.contains("not registered yet"),
         "isolate of an unregistered node: {reply:?}"
     );
-    nodes.extend(start_nodes(&proxy, &["n5", "n6"], &options));
+    nodes.extend(proxy.start_nodes(&["n5", "n6"], &options));
     assert!(
         proxy.registered_names().contains(&n5),
         "an isolated node still registers with EPMD"
@@ -608,7 +590,7 @@ fn reset_gives_nodedown_at_once_and_allows_new_links() {
         net_ticktime: 20,
         ..NodeOptions::default()
     };
-    let mut nodes = start_nodes(&proxy, &["a", "b"], &options);
+    let mut nodes = proxy.start_nodes(&["a", "b"], &options);
     for node in nodes.iter_mut() {
         install_recorder(node);
     }
@@ -676,7 +658,7 @@ fn delay_slows_round_trips_and_keeps_order() {
         connect_all: false,
         ..NodeOptions::default()
     };
-    let mut nodes = start_nodes(&proxy, &["a", "b"], &options);
+    let mut nodes = proxy.start_nodes(&["a", "b"], &options);
     let names: Vec<String> = nodes.iter().map(|n| n.full_name().to_string()).collect();
     let shorts: Vec<String> = nodes.iter().map(|n| n.short_name().to_string()).collect();
     assert!(nodes[0].ping(&names[1]));
@@ -790,7 +772,7 @@ fn throttle_holds_a_bulk_transfer_to_the_cap() {
         connect_all: false,
         ..NodeOptions::default()
     };
-    let mut nodes = start_nodes(&proxy, &["a", "b"], &options);
+    let mut nodes = proxy.start_nodes(&["a", "b"], &options);
     let names: Vec<String> = nodes.iter().map(|n| n.full_name().to_string()).collect();
     let shorts: Vec<String> = nodes.iter().map(|n| n.short_name().to_string()).collect();
     assert!(nodes[0].ping(&names[1]));
@@ -996,7 +978,7 @@ fn watch_streams_a_scenario_in_order_to_every_watcher() {
         connect_all: false,
         ..NodeOptions::default()
     };
-    let mut nodes = start_nodes(&proxy, &["a", "b"], &options);
+    let mut nodes = proxy.start_nodes(&["a", "b"], &options);
     let names: Vec<String> = nodes.iter().map(|n| n.full_name().to_string()).collect();
     let (a, b) = (
         nodes[0].short_name().to_string(),

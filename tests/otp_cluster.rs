@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::thread;
 use std::time::{Duration, Instant};
 
 use common::{epmd_names, require_erl, wait_until, wait_until_ok, ErlNode, NodeOptions, Proxy};
@@ -15,26 +14,6 @@ const CONVERGE_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long connect_all alone gets to rebuild the mesh after a fix before
 /// missing pairs are pinged directly.
 const MERGE_GRACE: Duration = Duration::from_secs(5);
-
-/// Starts one node per base name, in parallel (each boot takes ~1 s).
-fn start_nodes(proxy: &Proxy, bases: &[&str], options: &NodeOptions) -> Vec<ErlNode> {
-    thread::scope(|scope| {
-        let starting: Vec<_> = bases
-            .iter()
-            .map(|base| scope.spawn(move || proxy.start_node(base, options)))
-            .collect();
-        // A failed start re-panics here; nodes already started are dropped
-        // (and killed) on the way out.
-        starting
-            .into_iter()
-            .map(|handle| {
-                handle
-                    .join()
-                    .unwrap_or_else(|e| std::panic::resume_unwind(e))
-            })
-            .collect()
-    })
-}
 
 /// Checks that every node sees exactly the expected peers. `expected[i]`
 /// lists indexes into `nodes`. Err describes every mismatch.
@@ -117,7 +96,7 @@ fn five_node_cut_and_fix() {
         hidden: false,
     };
     let bases = ["n1", "n2", "n3", "n4", "n5"];
-    let mut nodes = start_nodes(&proxy, &bases, &options);
+    let mut nodes = proxy.start_nodes(&bases, &options);
     let names: Vec<String> = nodes.iter().map(|n| n.short_name().to_string()).collect();
 
     // Full mesh: ping every pair rather than relying on connect_all.
@@ -180,7 +159,7 @@ fn epmd_names_lists_nodes() {
         return;
     }
     let proxy = Proxy::start(&["-v"]);
-    let mut nodes = start_nodes(&proxy, &["a", "b"], &NodeOptions::default());
+    let mut nodes = proxy.start_nodes(&["a", "b"], &NodeOptions::default());
     let stayer = nodes.remove(0);
     let leaver = nodes.remove(0);
     let (stayer_name, leaver_name) = (

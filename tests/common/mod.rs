@@ -277,6 +277,26 @@ impl Proxy {
             options,
         )
     }
+
+    /// Starts one node per base name, in parallel (each boot takes ~1 s).
+    /// A failed start re-panics here; nodes already started are dropped
+    /// (and killed) on the way out.
+    pub fn start_nodes(&self, bases: &[&str], options: &NodeOptions) -> Vec<ErlNode> {
+        std::thread::scope(|scope| {
+            let starting: Vec<_> = bases
+                .iter()
+                .map(|base| scope.spawn(move || self.start_node(base, options)))
+                .collect();
+            starting
+                .into_iter()
+                .map(|handle| {
+                    handle
+                        .join()
+                        .unwrap_or_else(|e| std::panic::resume_unwind(e))
+                })
+                .collect()
+        })
+    }
 }
 
 impl Drop for Proxy {

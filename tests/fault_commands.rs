@@ -20,7 +20,7 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::{require_erl, wait_until, wait_until_ok, ErlNode, NodeOptions, Proxy};
+use common::{check_views, require_erl, wait_until, wait_until_ok, ErlNode, NodeOptions, Proxy};
 
 /// How long a fault may take to show in the nodes' views (a few ticks).
 const CONVERGE_TIMEOUT: Duration = Duration::from_secs(20);
@@ -132,29 +132,6 @@ fn ping_result(seen: &[Seen], peer: &str, since_ms: i64) -> Option<(String, i64)
     let inner = ping.what.trim_start_matches('{').trim_end_matches('}');
     let (result, millis) = inner.split_once(',')?;
     Some((result.to_string(), millis.parse().ok()?))
-}
-
-/// Checks that every node sees exactly the expected peers (`expected[i]`
-/// lists indexes into `nodes`).
-fn check_views(nodes: &mut [ErlNode], expected: &[Vec<usize>]) -> Result<(), String> {
-    let full_names: Vec<String> = nodes.iter().map(|n| n.full_name().to_string()).collect();
-    let mut mismatches = Vec::new();
-    for (node, peers) in nodes.iter_mut().zip(expected) {
-        let mut want: Vec<String> = peers.iter().map(|&i| full_names[i].clone()).collect();
-        want.sort();
-        let seen = node.nodes();
-        if seen != want {
-            mismatches.push(format!(
-                "{} sees {seen:?}, want {want:?}",
-                node.short_name()
-            ));
-        }
-    }
-    if mismatches.is_empty() {
-        Ok(())
-    } else {
-        Err(mismatches.join("; "))
-    }
 }
 
 /// Pings every expected peer a node does not see yet (links are lazy).

@@ -6,7 +6,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{epmd_names, require_erl, wait_until, wait_until_ok, ErlNode, NodeOptions, Proxy};
+use common::{
+    check_views, epmd_names, require_erl, wait_until, wait_until_ok, ErlNode, NodeOptions, Proxy,
+};
 
 /// How long a cut or a heal may take to show in every node's `nodes()`.
 /// With `net_ticktime 2` a silent link is declared down after 2–3 s.
@@ -14,29 +16,6 @@ const CONVERGE_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long connect_all alone gets to rebuild the mesh after a fix before
 /// missing pairs are pinged directly.
 const MERGE_GRACE: Duration = Duration::from_secs(5);
-
-/// Checks that every node sees exactly the expected peers. `expected[i]`
-/// lists indexes into `nodes`. Err describes every mismatch.
-fn check_views(nodes: &mut [ErlNode], expected: &[Vec<usize>]) -> Result<(), String> {
-    let full_names: Vec<String> = nodes.iter().map(|n| n.full_name().to_string()).collect();
-    let mut mismatches = Vec::new();
-    for (node, peers) in nodes.iter_mut().zip(expected) {
-        let mut want: Vec<String> = peers.iter().map(|&i| full_names[i].clone()).collect();
-        want.sort();
-        let seen = node.nodes();
-        if seen != want {
-            mismatches.push(format!(
-                "{} sees {seen:?}, want {want:?}",
-                node.short_name()
-            ));
-        }
-    }
-    if mismatches.is_empty() {
-        Ok(())
-    } else {
-        Err(mismatches.join("; "))
-    }
-}
 
 /// Pings every expected peer a node does not see yet. Links are opened
 /// lazily, and while a mesh forms `global` may drop a fresh link to

@@ -730,3 +730,26 @@ pub fn epmd_names(port: u16) -> String {
     }
     printed
 }
+
+/// Checks that every node sees exactly the expected peers. `expected[i]`
+/// lists indexes into `nodes`. Err describes every mismatch.
+pub fn check_views(nodes: &mut [ErlNode], expected: &[Vec<usize>]) -> Result<(), String> {
+    let full_names: Vec<String> = nodes.iter().map(|n| n.full_name().to_string()).collect();
+    let mut mismatches = Vec::new();
+    for (node, peers) in nodes.iter_mut().zip(expected) {
+        let mut want: Vec<String> = peers.iter().map(|&i| full_names[i].clone()).collect();
+        want.sort();
+        let seen = node.nodes();
+        if seen != want {
+            mismatches.push(format!(
+                "{} sees {seen:?}, want {want:?}",
+                node.short_name()
+            ));
+        }
+    }
+    if mismatches.is_empty() {
+        Ok(())
+    } else {
+        Err(mismatches.join("; "))
+    }
+}

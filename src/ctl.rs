@@ -112,6 +112,31 @@ fn print_line(line: &str) -> bool {
     writeln!(io::stdout().lock(), "{line}").is_ok()
 }
 
+/// Runs `work` on every item at once, one scoped thread each; the results
+/// come back in the items' order (a thread that panicked gives an error).
+fn on_each<I, T, R>(items: I, work: impl Fn(T) -> io::Result<R> + Sync) -> Vec<io::Result<R>>
+where
+    I: IntoIterator<Item = T>,
+    T: Send,
+    R: Send,
+{
+    std::thread::scope(|scope| {
+        let work = &work;
+        let handles: Vec<_> = items
+            .into_iter()
+            .map(|item| scope.spawn(move || work(item)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|handle| {
+                handle
+                    .join()
+                    .unwrap_or_else(|_| Err(io::Error::other("worker thread failed")))
+            })
+            .collect()
+    })
+}
+
 /// One proxy of a `--at` list.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Endpoint {
@@ -278,19 +303,8 @@ pub fn run_many(endpoints: &[Endpoint], words: &[String]) -> i32 {
     let Some(commands) = commands(words) else {
         return 2;
     };
-    let connected: Vec<io::Result<Session>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = endpoints
-            .iter()
-            .map(|endpoint| scope.spawn(|| Session::connect(&endpoint.host, endpoint.port)))
-            .collect();
-        handles
-            .into_iter()
-            .map(|handle| {
-                handle
-                    .join()
-                    .unwrap_or_else(|_| Err(io::Error::other("connect thread failed")))
-            })
-            .collect()
+    let connected: Vec<io::Result<Session>> = on_each(endpoints.iter(), |endpoint| {
+        Session::connect(&endpoint.host, endpoint.port)
     });
     let mut sessions = Vec::with_capacity(endpoints.len());
     let mut unreachable = false;
@@ -314,20 +328,8 @@ pub fn run_many(endpoints: &[Endpoint], words: &[String]) -> i32 {
         if is_watch(&command) {
             return watch_many(endpoints, &mut sessions, &command);
         }
-        let answers: Vec<io::Result<Vec<String>>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = sessions
-                .iter_mut()
-                .map(|session| scope.spawn(|| session.send(&command)))
-                .collect();
-            handles
-                .into_iter()
-                .map(|handle| {
-                    handle
-                        .join()
-                        .unwrap_or_else(|_| Err(io::Error::other("session thread failed")))
-                })
-                .collect()
-        });
+        let answers: Vec<io::Result<Vec<String>>> =
+            on_each(sessions.iter_mut(), |session| session.send(&command));
         let mut code = 0;
         for (endpoint, answer) in endpoints.iter().zip(answers) {
             match answer {

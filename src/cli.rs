@@ -1,6 +1,17 @@
-//! Command-line arguments (argh): the daemon's flags and the `ctl` client.
+//! Command-line arguments (argh): the daemon's flags and the `ctl`
+//! client, epmd's own spellings of its flags, and the daemon's
+//! configuration resolved from flags and environment.
+
+use std::net::IpAddr;
+use std::time::Duration;
 
 use argh::FromArgs;
+
+use crate::control::ControlSettings;
+use crate::daemon::{is_blank_address_list, parse_addresses, Config, Listen};
+use crate::epmd::EpmdSettings;
+use crate::partition::Pattern;
+use crate::proxy::ProxySettings;
 
 /// Parses the process's arguments as `argh::from_env` does (same help and
 /// error output, same exit codes), except that `ctl -` (commands from
@@ -253,6 +264,67 @@ pub fn epmd_style_args(args: Vec<String>) -> Result<Vec<String>, String> {
         }
     }
     Ok(out)
+}
+
+/// The daemon's configuration: flags first, then the environment epmd
+/// reads (`ERL_EPMD_PORT`, `ERL_EPMD_ADDRESS`,
+/// `ERL_EPMD_RELAXED_COMMAND_CHECK`), then the defaults.
+pub fn daemon_config(args: &Args) -> Result<Config, String> {
+    let epmd_port = match args.port {
+        Some(port) => port,
+        None => match std::env::var("ERL_EPMD_PORT") {
+            Ok(text) => text
+                .trim()
+                .parse()
+                .map_err(|_| format!("ERL_EPMD_PORT is not a port: '{text}'"))?,
+            Err(_) => 4369,
+        },
+    };
+    // As epmd: a list of only separators (or an empty ERL_EPMD_ADDRESS)
+    // means the defaults.
+    let addresses = match args
+        .address
+        .clone()
+        .or_else(|| std::env::var("ERL_EPMD_ADDRESS").ok())
+    {
+        Some(text) if !is_blank_address_list(&text) => Some(parse_addresses(&text)?),
+        _ => None,
+    };
+    let control_address: IpAddr = args
+        .control_address
+        .parse()
+        .map_err(|_| format!("bad --control-address '{}'", args.control_address))?;
+    let exempt = args
+        .exempt
+        .iter()
+        .flat_map(|list| list.split(','))
+        .map(|name| Pattern::parse(name.trim()).map_err(|err| format!("--exempt: {err}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Config {
+        listen: Listen {
+            epmd_port,
+            control_port: args.control_port,
+            addresses,
+            control_address,
+        },
+        epmd: EpmdSettings {
+            port: epmd_port,
+            relaxed_command_check: args.relaxed_command_check
+                || std::env::var_os("ERL_EPMD_RELAXED_COMMAND_CHECK").is_some(),
+            packet_timeout: Duration::from_secs(args.packet_timeout),
+        },
+        proxy: ProxySettings {
+            listener_timeout: Duration::from_secs(args.listener_timeout),
+            handshake_timeout: Duration::from_secs(args.handshake_timeout),
+            max_pending_listeners: args.max_pending_listeners,
+            ..ProxySettings::default()
+        },
+        control: ControlSettings {
+            max_sessions: args.max_control_sessions,
+        },
+        exempt,
+        seed: args.seed,
+    })
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ use std::io::{self, BufRead, BufReader, Write};
 use std::net::{Ipv6Addr, SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
+use crate::base::net::connect_first;
 use crate::cli::CtlArgs;
 use crate::control::command::{END, MULTI_LINE_COMMANDS};
 
@@ -37,20 +38,16 @@ impl Session {
     /// Connects to `host:port`.
     pub fn connect(host: &str, port: u16) -> io::Result<Session> {
         let addresses: Vec<SocketAddr> = (host, port).to_socket_addrs()?.collect();
-        let mut last = io::Error::new(io::ErrorKind::NotFound, format!("cannot resolve {host}"));
-        for address in addresses {
-            match TcpStream::connect_timeout(&address, Duration::from_secs(5)) {
-                Ok(stream) => {
-                    let writer = stream.try_clone()?;
-                    return Ok(Session {
-                        reader: BufReader::new(stream),
-                        writer,
-                    });
-                }
-                Err(err) => last = err,
-            }
+        if addresses.is_empty() {
+            let why = format!("cannot resolve {host}");
+            return Err(io::Error::new(io::ErrorKind::NotFound, why));
         }
-        Err(last)
+        let stream = connect_first(&addresses, Duration::from_secs(5))?;
+        let writer = stream.try_clone()?;
+        Ok(Session {
+            reader: BufReader::new(stream),
+            writer,
+        })
     }
 
     /// Sends one command and reads its whole answer.

@@ -1,12 +1,37 @@
-//! Start-up: binds the EPMD and control listeners, starts their acceptor
-//! threads and prints the ready line.
+//! Start-up and the end: binds the EPMD and control listeners, builds each
+//! room's state and hands every room the handles it needs (the only file
+//! that sees all four rooms), starts the acceptor threads, prints the
+//! ready line, then waits for a reason to exit (a KILL request, a lost
+//! listener) and returns it.
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, ToSocketAddrs};
+use std::sync::mpsc::{self, Sender};
 use std::sync::Arc;
 
-use crate::shared::{Settings, Shared};
-use crate::{control, epmd, log_info, log_warn};
+use crate::base::rng::fresh_seed;
+use crate::control::{self, Control, ControlSettings};
+use crate::epmd::{self, Epmd, EpmdSettings};
+use crate::events::Events;
+use crate::partition::{Faults, Pattern};
+use crate::proxy::{Proxy, ProxySettings};
+use crate::{log_info, log_warn};
+
+/// Everything the daemon is started with (flags and environment, resolved
+/// by `cli.rs`).
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub listen: Listen,
+    /// The EPMD room's settings (its port is the one bound).
+    pub epmd: EpmdSettings,
+    pub proxy: ProxySettings,
+    pub control: ControlSettings,
+    /// Nodes no fault applies to (`--exempt`).
+    pub exempt: Vec<Pattern>,
+    /// The first seed of shapes, chaos and jitter (`--seed`; else from
+    /// the clock).
+    pub seed: Option<u64>,
+}
 
 /// Where to listen.
 #[derive(Clone, Debug)]
@@ -132,8 +157,8 @@ fn bind_error(what: &str, address: SocketAddr, err: &io::Error) -> String {
     format!("cannot listen for {what} on {address}: {err}{hint}")
 }
 
-/// Binds everything and runs until killed. Returns only on a start-up error.
-pub fn run(listen: Listen, mut settings: Settings) -> Result<(), String> {
+/// Binds every EPMD address; returns the listeners and the port they share.
+fn bind_epmd(listen: &Listen) -> Result<(Vec<(IpAddr, TcpListener)>, u16), String> {
     let mut epmd_listeners = Vec::new();
     let mut port = listen.epmd_port;
     let host_loopbacks = if listen.addresses.is_none() {
@@ -163,6 +188,11 @@ pub fn run(listen: Listen, mut settings: Settings) -> Result<(), String> {
             Err(err) => log_info!("not listening on {socket}: {err}"),
         }
     }
+    Ok((epmd_listeners, port))
+}
+
+/// Binds the control port; warns when it is reachable from elsewhere.
+fn bind_control(listen: &Listen) -> Result<(TcpListener, u16), String> {
     let control_socket = SocketAddr::new(listen.control_address, listen.control_port);
     let control_listener = TcpListener::bind(control_socket)
         .map_err(|err| bind_error("control", control_socket, &err))?;
@@ -176,31 +206,67 @@ pub fn run(listen: Listen, mut settings: Settings) -> Result<(), String> {
             listen.control_address
         );
     }
+    Ok((control_listener, control_port))
+}
 
-    settings.epmd_port = port;
-    let shared = Shared::new(settings);
+/// Runs `serve` on a thread of its own; if it ever returns, the daemon
+/// is told why it must end (`lost`).
+fn spawn_acceptor(
+    name: String,
+    exit: &Sender<String>,
+    lost: String,
+    serve: impl FnOnce() + Send + 'static,
+) -> Result<(), String> {
+    let exit = exit.clone();
+    std::thread::Builder::new()
+        .name(name)
+        .spawn(move || {
+            serve();
+            let _ = exit.send(lost);
+        })
+        .map(|_| ())
+        .map_err(|err| format!("cannot start an acceptor thread: {err}"))
+}
+
+/// Binds everything, builds the rooms and serves until something ends the
+/// daemon; returns why (a start-up problem is an `Err`).
+pub fn run(mut config: Config) -> Result<String, String> {
+    let (epmd_listeners, port) = bind_epmd(&config.listen)?;
+    let (control_listener, control_port) = bind_control(&config.listen)?;
+    config.epmd.port = port;
+    let seed = config.seed.unwrap_or_else(fresh_seed);
+    let events = Arc::new(Events::default());
+    let faults = Faults::new(&config.exempt);
+    let proxy = Proxy::new(config.proxy, faults, Arc::clone(&events), seed);
+    let (exit, ending) = mpsc::channel();
+    let epmd = Epmd::new(config.epmd, proxy, events, exit.clone());
+    let control = Control::new(config.control, Arc::clone(&epmd), seed);
     let addresses: Vec<String> = epmd_listeners
         .iter()
         .map(|(address, _)| address.to_string())
         .collect();
     for (address, listener) in epmd_listeners {
-        let shared = Arc::clone(&shared);
-        std::thread::Builder::new()
-            .name(format!("epmd-accept-{address}"))
-            .spawn(move || epmd::server::accept_loop(shared, listener))
-            .map_err(|err| format!("cannot start the EPMD acceptor: {err}"))?;
+        let epmd = Arc::clone(&epmd);
+        let lost = format!("the EPMD listener on {address} stopped accepting");
+        spawn_acceptor(format!("epmd-accept-{address}"), &exit, lost, move || {
+            epmd::server::accept_loop(&epmd, &listener)
+        })?;
     }
+    let lost = "the control listener stopped accepting".to_owned();
+    spawn_acceptor("control-accept".to_owned(), &exit, lost, move || {
+        control::session::accept_loop(&control, &control_listener)
+    })?;
     // Tests and scripts parse `ready epmd_port=P control_port=C`: new
     // fields go at the end.
-    let seed = crate::sync::lock(&shared.seed).seed;
     log_warn!(
         "epmdpxy {} ready epmd_port={port} control_port={control_port} addresses={} control_address={} seed={seed}",
         env!("CARGO_PKG_VERSION"),
         addresses.join(","),
-        listen.control_address
+        config.listen.control_address
     );
-    control::server::accept_loop(shared, control_listener);
-    Ok(())
+    ending
+        .recv()
+        .map_err(|_| "every thread that could end the daemon is gone".to_owned())
 }
 
 #[cfg(test)]

@@ -1,17 +1,21 @@
 //! epmdpxy: a drop-in EPMD that proxies Erlang distribution links so a
 //! text control port can cut and heal partitions between real nodes.
 //!
-//! The four rooms: [`epmd`] (protocol and registry), [`proxy`] (links),
-//! [`partition`] (the fault model) and [`control`] (the control protocol).
+//! Four rooms, arrows pointing one way (each imports only from those
+//! after it): [`control`] (the control protocol) → [`epmd`] (protocol
+//! and registry) → [`proxy`] (the links) → [`partition`] (the fault
+//! model, pure) → [`events`] → [`base`]. Above them: `main.rs`, [`cli`],
+//! [`ctl`] (the client) and [`daemon`], the only file that sees every
+//! room. docs/architecture.md draws the house.
 
-pub mod log;
+#![forbid(unsafe_code)]
 
+pub mod base;
 pub mod cli;
 pub mod control;
 pub mod ctl;
 pub mod daemon;
 pub mod epmd;
+pub mod events;
 pub mod partition;
 pub mod proxy;
-pub mod shared;
-pub mod sync;

@@ -26,8 +26,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::{require_erl, wait_until, wait_until_ok, ErlNode, NodeOptions, Proxy};
-use epmdpxy::control::chaos::Planner;
 use epmdpxy::control::command::{self, Command};
+use epmdpxy::partition::chaos_plan::Planner;
 
 /// How long a cut or a heal may take to show in every node's `nodes()`.
 const CONVERGE_TIMEOUT: Duration = Duration::from_secs(30);

@@ -7,7 +7,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::process::Command;
 
-use epmdpxy::control::command::HELP;
+use epmdpxy::control::help::HELP;
 
 /// First word of every usage line in the HELP table.
 fn from_help_table() -> BTreeSet<String> {

@@ -1,4 +1,7 @@
-//! The control language: one command per line, parsed by pure functions.
+//! The control language: one command per line, parsed by pure functions
+//! ([`parse`]; the argument parsers are in `parse.rs`), and printed back
+//! as the line that creates it. Fault commands are partition
+//! [`Change`]s; the rest ask for reports, shapes, chaos or the session.
 //!
 //! ```text
 //! cut A,B | C,D [| E...]     cut every pair across different islands
@@ -24,22 +27,21 @@
 use std::fmt;
 use std::time::Duration;
 
-use super::chaos::{ChaosConfig, ChaosFault, CHAOS_FAULTS, MIN_EVERY};
-use crate::partition::shapes::{Shape, CHAOS_SHAPES};
-use crate::partition::{format_duration, Delay, Islands, Pattern, Rate};
+use super::parse::{
+    parse_chaos, parse_delay, parse_duration, parse_group, parse_islands, parse_rate, parse_seed,
+    parse_split, parse_target, split_last, ChaosWords, MAX_SLEEP,
+};
+use crate::partition::chaos_plan::ChaosConfig;
+use crate::partition::rules::format_duration;
+use crate::partition::shapes::Shape;
+use crate::partition::Change;
 
 /// A parsed control command.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Command {
-    Cut(Target),
-    Fix(Target),
-    Isolate(Vec<Pattern>),
-    Rejoin(Vec<Pattern>),
-    Delay(Islands, Delay),
-    Throttle(Islands, Rate),
-    Reset(Islands),
-    Clear(Islands),
-    Heal,
+    /// `cut`, `fix`, `isolate`, `rejoin`, `delay`, `throttle`, `reset`,
+    /// `clear`, `heal`, `exempt`, `unexempt`.
+    Fault(Change),
     Watch,
     Sleep(Duration),
     /// `split ...`, `bridge`, `ring`.
@@ -50,8 +52,6 @@ pub enum Command {
     ChaosStop,
     /// Bare `chaos`: is a run going?
     ChaosState,
-    Exempt(Vec<Pattern>),
-    Unexempt(Vec<Pattern>),
     Status,
     Nodes,
     Links,
@@ -59,91 +59,11 @@ pub enum Command {
     Quit,
 }
 
-/// What a `cut` or `fix` applies to.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Target {
-    /// Every pair across different islands, both ways.
-    Islands(Islands),
-    /// One direction between two groups.
-    OneWay {
-        from: Vec<Pattern>,
-        to: Vec<Pattern>,
-    },
-}
-
-impl Target {
-    /// Every pattern named.
-    pub fn patterns(&self) -> Vec<&Pattern> {
-        match self {
-            Target::Islands(islands) => islands.iter().flatten().collect(),
-            Target::OneWay { from, to } => from.iter().chain(to).collect(),
-        }
-    }
-}
-
-impl std::fmt::Display for Target {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let group = |names: &[Pattern]| {
-            names
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(",")
-        };
-        match self {
-            Target::Islands(islands) => {
-                let text: Vec<String> = islands.iter().map(|island| group(island)).collect();
-                f.write_str(&text.join(" | "))
-            }
-            Target::OneWay { from, to } => write!(f, "{} -> {}", group(from), group(to)),
-        }
-    }
-}
-
-/// Names joined with commas.
-fn group_text(names: &[Pattern]) -> String {
-    names
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
-/// Islands as `a,b | c`.
-pub fn islands_text(islands: &Islands) -> String {
-    islands
-        .iter()
-        .map(|island| group_text(island))
-        .collect::<Vec<_>>()
-        .join(" | ")
-}
-
 /// The line that parses back to the command.
 impl fmt::Display for Command {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Command::Cut(target) => write!(f, "cut {target}"),
-            Command::Fix(target) => write!(f, "fix {target}"),
-            Command::Isolate(nodes) => write!(f, "isolate {}", group_text(nodes)),
-            Command::Rejoin(nodes) => write!(f, "rejoin {}", group_text(nodes)),
-            Command::Delay(islands, delay) => {
-                write!(
-                    f,
-                    "delay {} {}",
-                    islands_text(islands),
-                    format_duration(delay.base)
-                )?;
-                if !delay.jitter.is_zero() {
-                    write!(f, " jitter {}", format_duration(delay.jitter))?;
-                }
-                Ok(())
-            }
-            Command::Throttle(islands, rate) => {
-                write!(f, "throttle {} {rate}", islands_text(islands))
-            }
-            Command::Reset(islands) => write!(f, "reset {}", islands_text(islands)),
-            Command::Clear(islands) => write!(f, "clear {}", islands_text(islands)),
-            Command::Heal => f.write_str("heal"),
+            Command::Fault(change) => write!(f, "{change}"),
             Command::Watch => f.write_str("watch"),
             Command::Sleep(duration) => write!(f, "sleep {}", format_duration(*duration)),
             Command::Shape(shape) => write!(f, "{shape}"),
@@ -152,8 +72,6 @@ impl fmt::Display for Command {
             Command::ChaosStart(config) => write!(f, "chaos start {config}"),
             Command::ChaosStop => f.write_str("chaos stop"),
             Command::ChaosState => f.write_str("chaos"),
-            Command::Exempt(nodes) => write!(f, "exempt {}", group_text(nodes)),
-            Command::Unexempt(nodes) => write!(f, "unexempt {}", group_text(nodes)),
             Command::Status => f.write_str("status"),
             Command::Nodes => f.write_str("nodes"),
             Command::Links => f.write_str("links"),
@@ -164,99 +82,22 @@ impl fmt::Display for Command {
 }
 
 /// The commands whose answer spans several lines, ending with [`END`]
-/// (when the first line is `OK`; an `ERR` is one line).
+/// (when the first line is `OK`; an `ERR` is one line). Clients read it
+/// (`epmdpxy ctl`, the Erlang and Elixir helpers carry a copy).
 pub const MULTI_LINE_COMMANDS: &[&str] = &["status", "nodes", "links", "help", "ring"];
 
 /// The last line of a multi-line answer.
 pub const END: &str = "END";
 
-/// One line per command, for `help` (and the docs, which a test compares).
-pub const HELP: &[(&str, &str)] = &[
-    (
-        "cut A,B | C,D [| E...]",
-        "cut every link between nodes of different islands, both ways",
-    ),
-    (
-        "cut A -> B",
-        "cut one way: bytes from A to B are held, B to A still flow",
-    ),
-    ("fix A,B | C,D [| E...]", "undo that cut (also: fix A -> B)"),
-    (
-        "isolate N[,M...]",
-        "cut N from every other node, including nodes that register later",
-    ),
-    ("rejoin N[,M...]", "undo isolate"),
-    (
-        "delay A | B 200ms [jitter 50ms]",
-        "deliver each chunk between the islands that much later, in order",
-    ),
-    (
-        "throttle A | B 64kbps",
-        "cap each link between the islands, each way (bps, kbps, mbps, gbps, B/s, KiB/s, MiB/s)",
-    ),
-    (
-        "reset A | B",
-        "close every live link between the islands now; new links are allowed",
-    ),
-    (
-        "clear A | B",
-        "remove delay and throttle between the islands",
-    ),
-    ("heal", "remove every fault"),
-    (
-        "watch",
-        "stream events (nodes, links, faults), one line each, until quit",
-    ),
-    ("sleep 2s", "wait before answering (for scripts; ms, s, m)"),
-    (
-        "split halves",
-        "cut the registered nodes (sorted by name) into two halves, smaller first",
-    ),
-    (
-        "split random-halves",
-        "cut random halves (random choices draw from the seed)",
-    ),
-    ("split one", "cut one random node from the rest"),
-    ("split majority", "cut a random majority from the rest"),
-    (
-        "split sizes 2,2,1",
-        "cut random islands of those sizes (they must add up to the node count)",
-    ),
-    (
-        "bridge",
-        "cut random halves, but one node keeps its links to both",
-    ),
-    (
-        "ring",
-        "cut so every node sees a majority and no two see the same one (one cut per line, then END)",
-    ),
-    (
-        "seed [N]",
-        "set the seed of the random shapes (no N: show it; start-up prints the first)",
-    ),
-    (
-        "chaos start [OPTIONS]",
-        "repeat: random shape or fault, hold, heal, wait; OPTIONS: seed N, every 5s, for 2s, shapes halves,random-halves,one,majority,bridge,ring, faults delay,throttle,reset,isolate",
-    ),
-    ("chaos stop", "stop the chaos run and heal"),
-    ("chaos", "show the chaos run, if any"),
-    (
-        "exempt N[,M...]",
-        "never cut, isolate, delay or reset N (removes the faults that name it)",
-    ),
-    ("unexempt N[,M...]", "undo exempt"),
-    (
-        "status",
-        "every fault in force, in the syntax that creates it (header: seed, exempt nodes, chaos)",
-    ),
-    (
-        "nodes",
-        "registered nodes: name, real port, type, versions, creation",
-    ),
-    ("links", "live links: id, from, to, state, bytes each way"),
-    ("help", "this list"),
-    ("quit", "close this session"),
-];
+impl Command {
+    /// True if its `OK` answer spans several lines and ends with [`END`]:
+    /// its first word is one of [`MULTI_LINE_COMMANDS`].
+    pub fn multi_line(&self) -> bool {
+        let line = self.to_string();
+        let word = line.split_whitespace().next().unwrap_or_default();
+        MULTI_LINE_COMMANDS.contains(&word)
+    }
+}
 
 /// Parses one line (without its line ending).
 pub fn parse(line: &str) -> Result<Command, String> {
@@ -274,21 +115,19 @@ pub fn parse(line: &str) -> Result<Command, String> {
         }
     };
     match word.as_str() {
-        "cut" => parse_target(rest).map(Command::Cut),
-        "fix" => parse_target(rest).map(Command::Fix),
-        "isolate" => parse_group(rest).map(Command::Isolate),
-        "rejoin" => parse_group(rest).map(Command::Rejoin),
-        "delay" => parse_delay(rest),
+        "cut" => parse_target(rest).map(|target| Command::Fault(Change::Cut(target))),
+        "fix" => parse_target(rest).map(|target| Command::Fault(Change::Fix(target))),
+        "isolate" => parse_group(rest).map(|nodes| Command::Fault(Change::Isolate(nodes))),
+        "rejoin" => parse_group(rest).map(|nodes| Command::Fault(Change::Rejoin(nodes))),
+        "delay" => parse_delay(rest).map(Command::Fault),
         "throttle" => {
             let (islands, rate) = split_last(rest, "throttle A | B 64kbps")?;
-            Ok(Command::Throttle(
-                parse_islands(islands)?,
-                parse_rate(rate)?,
-            ))
+            let change = Change::Throttle(parse_islands(islands)?, parse_rate(rate)?);
+            Ok(Command::Fault(change))
         }
-        "reset" => parse_islands(rest).map(Command::Reset),
-        "clear" => parse_islands(rest).map(Command::Clear),
-        "heal" => no_arguments(Command::Heal),
+        "reset" => parse_islands(rest).map(|islands| Command::Fault(Change::Reset(islands))),
+        "clear" => parse_islands(rest).map(|islands| Command::Fault(Change::Clear(islands))),
+        "heal" => no_arguments(Command::Fault(Change::Heal)),
         "watch" => no_arguments(Command::Watch),
         "sleep" => parse_duration(rest, MAX_SLEEP).map(Command::Sleep),
         "split" => parse_split(rest).map(Command::Shape),
@@ -296,9 +135,13 @@ pub fn parse(line: &str) -> Result<Command, String> {
         "ring" => no_arguments(Command::Shape(Shape::Ring)),
         "seed" if rest.is_empty() => Ok(Command::Seed(None)),
         "seed" => parse_seed(rest).map(|seed| Command::Seed(Some(seed))),
-        "chaos" => parse_chaos(rest),
-        "exempt" => parse_group(rest).map(Command::Exempt),
-        "unexempt" => parse_group(rest).map(Command::Unexempt),
+        "chaos" => parse_chaos(rest).map(|words| match words {
+            ChaosWords::Start(config) => Command::ChaosStart(config),
+            ChaosWords::Stop => Command::ChaosStop,
+            ChaosWords::State => Command::ChaosState,
+        }),
+        "exempt" => parse_group(rest).map(|nodes| Command::Fault(Change::Exempt(nodes))),
+        "unexempt" => parse_group(rest).map(|nodes| Command::Fault(Change::Unexempt(nodes))),
         "status" => no_arguments(Command::Status),
         "nodes" => no_arguments(Command::Nodes),
         "links" => no_arguments(Command::Links),
@@ -309,288 +152,12 @@ pub fn parse(line: &str) -> Result<Command, String> {
     }
 }
 
-/// `halves`, `random-halves`, `one`, `majority`, `sizes 2,2,1`.
-fn parse_split(text: &str) -> Result<Shape, String> {
-    const USAGE: &str = "split halves|random-halves|one|majority|sizes 2,2,1";
-    let (word, rest) = match text.split_once(char::is_whitespace) {
-        Some((word, rest)) => (word, rest.trim()),
-        None => (text, ""),
-    };
-    let shape = match word.to_ascii_lowercase().as_str() {
-        "halves" => Shape::Halves,
-        "random-halves" => Shape::RandomHalves,
-        "one" => Shape::One,
-        "majority" => Shape::Majority,
-        "sizes" => {
-            let sizes = rest
-                .split(',')
-                .map(|size| match size.trim().parse::<usize>() {
-                    Ok(size) if (1..=MAX_NODES).contains(&size) => Ok(size),
-                    _ => Err(format!("bad island size '{}' in {USAGE}", size.trim())),
-                })
-                .collect::<Result<Vec<usize>, String>>()?;
-            if sizes.len() < 2 || sizes.len() > MAX_NODES {
-                return Err(format!("split sizes needs two or more sizes, e.g. {USAGE}"));
-            }
-            return Ok(Shape::Sizes(sizes));
-        }
-        _ => return Err(format!("usage: {USAGE}")),
-    };
-    if rest.is_empty() {
-        Ok(shape)
-    } else {
-        Err(format!("usage: {USAGE}"))
-    }
-}
-
-/// Largest island size `split sizes` accepts (and most islands).
-const MAX_NODES: usize = 100_000;
-
-fn parse_seed(text: &str) -> Result<u64, String> {
-    text.trim()
-        .parse()
-        .map_err(|_| format!("bad seed '{}' (a whole number up to 2^64-1)", text.trim()))
-}
-
-/// `start [seed N] [every D] [for D] [shapes a,b] [faults c,d]`, `stop`, or
-/// nothing.
-fn parse_chaos(text: &str) -> Result<Command, String> {
-    const USAGE: &str =
-        "chaos start [seed N] [every 5s] [for 2s] [shapes halves,...] [faults delay,...] | chaos stop | chaos";
-    let mut words = text.split_whitespace();
-    match words.next().map(str::to_ascii_lowercase).as_deref() {
-        None => return Ok(Command::ChaosState),
-        Some("stop") if words.next().is_none() => return Ok(Command::ChaosStop),
-        Some("start") => {}
-        _ => return Err(format!("usage: {USAGE}")),
-    }
-    let mut config = ChaosConfig::default();
-    let (mut every, mut hold, mut seed) = (None, None, None);
-    let (mut shapes, mut faults) = (None, None);
-    while let Some(key) = words.next() {
-        let key = key.to_ascii_lowercase();
-        let Some(mut value) = words.next().map(str::to_owned) else {
-            return Err(format!("chaos start: '{key}' needs a value"));
-        };
-        if key == "shapes" || key == "faults" {
-            // `a, b` is read as `a,b`
-            while value.ends_with(',') {
-                match words.next() {
-                    Some(more) => value.push_str(more),
-                    None => break,
-                }
-            }
-        }
-        let slot_taken = match key.as_str() {
-            "seed" => seed.replace(parse_seed(&value)?).is_some(),
-            "every" => every.replace(parse_duration(&value, MAX_SLEEP)?).is_some(),
-            "for" => hold.replace(parse_duration(&value, MAX_SLEEP)?).is_some(),
-            "shapes" => shapes
-                .replace(parse_menu(&value, CHAOS_SHAPES, "shape")?)
-                .is_some(),
-            "faults" => faults
-                .replace(parse_menu::<ChaosFault>(&value, CHAOS_FAULTS, "fault")?)
-                .is_some(),
-            _ => {
-                return Err(format!(
-                    "chaos start: unknown option '{key}'; usage: {USAGE}"
-                ))
-            }
-        };
-        if slot_taken {
-            return Err(format!("chaos start: '{key}' given twice"));
-        }
-    }
-    config.seed = seed;
-    config.every = every.unwrap_or(config.every);
-    config.hold = hold.unwrap_or(config.hold);
-    if shapes.is_some() || faults.is_some() {
-        // Naming either replaces the default menu.
-        config.shapes = shapes.unwrap_or_default();
-        config.faults = faults.unwrap_or_default();
-    }
-    if config.every < MIN_EVERY {
-        return Err(format!(
-            "chaos start: every must be at least {}",
-            format_duration(MIN_EVERY)
-        ));
-    }
-    if config.hold > config.every {
-        return Err("chaos start: 'for' cannot be longer than 'every'".to_owned());
-    }
-    Ok(Command::ChaosStart(config))
-}
-
-/// `a,b,c` → the menu items of those names.
-fn parse_menu<T: Clone>(text: &str, menu: &[(&str, T)], what: &str) -> Result<Vec<T>, String> {
-    text.split(',')
-        .map(|name| {
-            let name = name.trim().to_ascii_lowercase();
-            menu.iter()
-                .find(|(known, _)| *known == name)
-                .map(|(_, item)| item.clone())
-                .ok_or_else(|| {
-                    let known: Vec<&str> = menu.iter().map(|(known, _)| *known).collect();
-                    format!("unknown {what} '{name}' (one of {})", known.join(","))
-                })
-        })
-        .collect()
-}
-
-/// `A,B | C,D [| E]` or `A -> B`.
-fn parse_target(text: &str) -> Result<Target, String> {
-    if text.is_empty() {
-        return Err("expected islands, e.g. cut a,b | c".to_owned());
-    }
-    if let Some((from, to)) = text.split_once("->") {
-        let from = parse_group(from)?;
-        let to = parse_group(to)?;
-        if from.iter().any(|name| to.contains(name)) {
-            return Err("a node cannot be on both sides of ->".to_owned());
-        }
-        return Ok(Target::OneWay { from, to });
-    }
-    parse_islands(text).map(Target::Islands)
-}
-
-/// `A,B | C,D [| E]`: at least two islands, no name twice.
-fn parse_islands(text: &str) -> Result<Islands, String> {
-    if text.is_empty() {
-        return Err("expected islands, e.g. a,b | c".to_owned());
-    }
-    let islands = text
-        .split('|')
-        .map(parse_group)
-        .collect::<Result<Islands, String>>()?;
-    if islands.len() < 2 {
-        return Err("expected at least two islands separated by |".to_owned());
-    }
-    let mut seen: Vec<&Pattern> = Vec::new();
-    for name in islands.iter().flatten() {
-        if seen.contains(&name) {
-            return Err(format!("{name} is named twice"));
-        }
-        seen.push(name);
-    }
-    Ok(islands)
-}
-
-/// Longest `sleep`.
-pub const MAX_SLEEP: Duration = Duration::from_secs(3600);
-/// Longest `delay` (and jitter).
-pub const MAX_DELAY: Duration = Duration::from_secs(600);
-
-/// Splits off the last whitespace-separated word: `a | b 64kbps` →
-/// (`a | b`, `64kbps`).
-fn split_last<'t>(text: &'t str, usage: &str) -> Result<(&'t str, &'t str), String> {
-    match text.rsplit_once(char::is_whitespace) {
-        Some((rest, last)) if !rest.trim().is_empty() => Ok((rest.trim(), last)),
-        _ => Err(format!("usage: {usage}")),
-    }
-}
-
-/// `A | B 200ms [jitter 50ms]`.
-fn parse_delay(text: &str) -> Result<Command, String> {
-    const USAGE: &str = "delay A | B 200ms [jitter 50ms]";
-    let (rest, last) = split_last(text, USAGE)?;
-    let (islands, base, jitter) = match split_last(rest, USAGE) {
-        Ok((head, "jitter")) => {
-            let (islands, base) = split_last(head, USAGE)?;
-            (islands, base, parse_duration(last, MAX_DELAY)?)
-        }
-        _ => (rest, last, Duration::ZERO),
-    };
-    let base = parse_duration(base, MAX_DELAY)?;
-    if jitter > base {
-        return Err("jitter cannot exceed the delay".to_owned());
-    }
-    Ok(Command::Delay(
-        parse_islands(islands)?,
-        Delay { base, jitter },
-    ))
-}
-
-/// `1.5mbps` → (1.5, "mbps"): a plain decimal number, then its unit.
-fn number_and_unit(text: &str) -> Option<(f64, &str)> {
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    Some((number.parse().ok()?, unit))
-}
-
-/// `200ms`, `2s`, `1.5s`, `1m`, up to `max`.
-pub fn parse_duration(text: &str, max: Duration) -> Result<Duration, String> {
-    let text = text.trim();
-    let (value, unit) =
-        number_and_unit(text).ok_or_else(|| format!("bad duration '{text}' (e.g. 200ms, 2s)"))?;
-    let millis = match unit {
-        "ms" => value,
-        "s" => value * 1000.0,
-        "m" => value * 60_000.0,
-        _ => return Err(format!("bad duration '{text}': unit must be ms, s or m")),
-    };
-    // Whole milliseconds only, so `status` prints exactly what is in force.
-    if !millis.is_finite() || (millis - millis.round()).abs() > 1e-6 {
-        return Err(format!(
-            "bad duration '{text}': durations are whole milliseconds"
-        ));
-    }
-    let duration = Duration::from_millis(millis.round() as u64);
-    if duration > max {
-        return Err(format!(
-            "duration '{text}' is longer than {}s",
-            max.as_secs()
-        ));
-    }
-    Ok(duration)
-}
-
-/// `64kbps`, `1.5mbps`, `512KiB/s`...: bit units are powers of 1000 (case
-/// does not matter), byte units powers of 1024.
-pub fn parse_rate(text: &str) -> Result<Rate, String> {
-    let (value, unit) =
-        number_and_unit(text).ok_or_else(|| format!("bad rate '{text}' (e.g. 64kbps)"))?;
-    let bits_per_unit = match unit.to_ascii_lowercase().as_str() {
-        "bps" => 1.0,
-        "kbps" => 1e3,
-        "mbps" => 1e6,
-        "gbps" => 1e9,
-        _ => match unit {
-            "B/s" => 8.0,
-            "KiB/s" => 8.0 * 1024.0,
-            "MiB/s" => 8.0 * 1024.0 * 1024.0,
-            _ => {
-                return Err(format!(
-                    "bad rate '{text}': unit must be bps, kbps, mbps, gbps, B/s, KiB/s or MiB/s"
-                ))
-            }
-        },
-    };
-    let bits = value * bits_per_unit;
-    if !(8.0..=1e12).contains(&bits) {
-        return Err(format!("rate '{text}' out of range (1 B/s to 1000 gbps)"));
-    }
-    Ok(Rate {
-        bits_per_second: bits.round() as u64,
-    })
-}
-
-/// `a, b ,c` → patterns.
-fn parse_group(text: &str) -> Result<Vec<Pattern>, String> {
-    let names: Vec<&str> = text.split(',').map(str::trim).collect();
-    if names.iter().any(|name| name.is_empty()) {
-        return Err(format!("empty node name in '{}'", text.trim()));
-    }
-    names
-        .into_iter()
-        .map(|name| Pattern::parse(name).map_err(|err| err.to_string()))
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
+    use super::super::help::HELP;
     use super::*;
+    use crate::partition::chaos_plan::ChaosFault;
+    use crate::partition::{Delay, Pattern, Rate, Target};
 
     fn names(list: &[&str]) -> Vec<Pattern> {
         list.iter()
@@ -601,25 +168,25 @@ mod tests {
     #[test]
     fn cut_islands() {
         let parsed = parse("cut node1,node2 | node3,node4,node5").expect("parses");
-        let expected = Command::Cut(Target::Islands(vec![
+        let expected = Command::Fault(Change::Cut(Target::Islands(vec![
             names(&["node1", "node2"]),
             names(&["node3", "node4", "node5"]),
-        ]));
+        ])));
         assert_eq!(parsed, expected);
         assert_eq!(
             parse("  CUT a|b|c  "),
-            Ok(Command::Cut(Target::Islands(vec![
+            Ok(Command::Fault(Change::Cut(Target::Islands(vec![
                 names(&["a"]),
                 names(&["b"]),
                 names(&["c"])
-            ])))
+            ]))))
         );
         assert_eq!(
             parse("fix a , b|c"),
-            Ok(Command::Fix(Target::Islands(vec![
+            Ok(Command::Fault(Change::Fix(Target::Islands(vec![
                 names(&["a", "b"]),
                 names(&["c"])
-            ])))
+            ]))))
         );
         assert_eq!(
             parse("cut a@h1 | *@h2").map(|c| format!("{c:?}").contains("Host")),
@@ -631,10 +198,10 @@ mod tests {
     fn one_way() {
         assert_eq!(
             parse("cut a -> b,c"),
-            Ok(Command::Cut(Target::OneWay {
+            Ok(Command::Fault(Change::Cut(Target::OneWay {
                 from: names(&["a"]),
                 to: names(&["b", "c"])
-            }))
+            })))
         );
         assert!(parse("cut a -> a").is_err());
         assert!(parse("cut a ->").is_err());
@@ -643,7 +210,7 @@ mod tests {
     #[test]
     fn display_round_trips() {
         for line in ["cut a,b | c", "cut a -> b", "cut x@h | *@g | z"] {
-            let Ok(Command::Cut(target)) = parse(line) else {
+            let Ok(Command::Fault(Change::Cut(target))) = parse(line) else {
                 panic!("{line}")
             };
             assert_eq!(format!("cut {target}"), line);
@@ -674,40 +241,46 @@ mod tests {
         let ms = Duration::from_millis;
         assert_eq!(
             parse("isolate n1,n2"),
-            Ok(Command::Isolate(names(&["n1", "n2"])))
+            Ok(Command::Fault(Change::Isolate(names(&["n1", "n2"]))))
         );
-        assert_eq!(parse("rejoin n1"), Ok(Command::Rejoin(names(&["n1"]))));
+        assert_eq!(
+            parse("rejoin n1"),
+            Ok(Command::Fault(Change::Rejoin(names(&["n1"]))))
+        );
         assert_eq!(
             parse("delay a | b 200ms"),
-            Ok(Command::Delay(
+            Ok(Command::Fault(Change::Delay(
                 ab.clone(),
                 Delay {
                     base: ms(200),
                     jitter: ms(0)
                 }
-            ))
+            )))
         );
         assert_eq!(
             parse("delay a | b 1s jitter 50ms"),
-            Ok(Command::Delay(
+            Ok(Command::Fault(Change::Delay(
                 ab.clone(),
                 Delay {
                     base: ms(1000),
                     jitter: ms(50)
                 }
-            ))
+            )))
         );
         assert_eq!(
             parse("throttle a | b 64kbps"),
-            Ok(Command::Throttle(
+            Ok(Command::Fault(Change::Throttle(
                 ab.clone(),
                 Rate {
                     bits_per_second: 64_000
                 }
-            ))
+            )))
         );
-        assert_eq!(parse("reset a | b"), Ok(Command::Reset(ab.clone())));
-        assert_eq!(parse("clear a | b"), Ok(Command::Clear(ab)));
+        assert_eq!(
+            parse("reset a | b"),
+            Ok(Command::Fault(Change::Reset(ab.clone())))
+        );
+        assert_eq!(parse("clear a | b"), Ok(Command::Fault(Change::Clear(ab))));
         assert_eq!(parse("watch"), Ok(Command::Watch));
         assert_eq!(parse("sleep 2s"), Ok(Command::Sleep(ms(2000))));
         for bad in [
@@ -759,7 +332,7 @@ mod tests {
 
     #[test]
     fn simple_commands() {
-        assert_eq!(parse("heal"), Ok(Command::Heal));
+        assert_eq!(parse("heal"), Ok(Command::Fault(Change::Heal)));
         assert_eq!(parse("status"), Ok(Command::Status));
         assert_eq!(parse("NODES"), Ok(Command::Nodes));
         assert_eq!(parse("links"), Ok(Command::Links));
@@ -836,9 +409,12 @@ mod tests {
         );
         assert_eq!(
             parse("exempt n1,n2"),
-            Ok(Command::Exempt(names(&["n1", "n2"])))
+            Ok(Command::Fault(Change::Exempt(names(&["n1", "n2"]))))
         );
-        assert_eq!(parse("unexempt n1"), Ok(Command::Unexempt(names(&["n1"]))));
+        assert_eq!(
+            parse("unexempt n1"),
+            Ok(Command::Fault(Change::Unexempt(names(&["n1"]))))
+        );
         for bad in [
             "split",
             "split thirds",
@@ -948,5 +524,37 @@ mod tests {
             let command = parse(line).unwrap_or_else(|why| panic!("{line}: {why}"));
             assert_eq!(command.to_string(), line);
         }
+    }
+
+    /// What chaos applies parses back as the same control commands, and a
+    /// run's config as the `chaos start` that recreates it.
+    #[test]
+    fn chaos_plans_parse_back_as_commands() {
+        use crate::partition::chaos_plan::{Planner, CHAOS_FAULTS};
+        let config = ChaosConfig {
+            faults: CHAOS_FAULTS.iter().map(|(_, fault)| *fault).collect(),
+            ..ChaosConfig::default()
+        };
+        let nodes: Vec<String> = (1..=5).map(|i| format!("n{i}")).collect();
+        let mut planner = Planner::new(1, &config);
+        for _ in 0..300 {
+            let step = planner.next(&nodes);
+            let text = step.plan.expect("5 nodes fit every action").to_string();
+            for line in text.split("; ") {
+                let command = parse(line).unwrap_or_else(|why| panic!("{line}: {why}"));
+                assert_eq!(command.to_string(), line);
+            }
+        }
+        let config = ChaosConfig {
+            seed: Some(42),
+            every: Duration::from_millis(1500),
+            hold: Duration::from_secs(1),
+            shapes: vec![Shape::Halves, Shape::Ring],
+            faults: vec![ChaosFault::Reset],
+        };
+        assert_eq!(
+            parse(&format!("chaos start {config}")),
+            Ok(Command::ChaosStart(config))
+        );
     }
 }

@@ -1,7 +1,20 @@
-//! The control protocol: command parsing, the line-based control port and
-//! the chaos runner.
+//! The control room: the text protocol on the control port. The grammar
+//! ([`command`], [`parse`], [`help`]) and the reply type ([`reply`]) are
+//! pure; [`session`] reads lines and answers them through [`dispatch`],
+//! which sends fault commands to [`execute`] (through the partition's
+//! door), reports to [`report`] and chaos to its runner ([`chaos`]). Its
+//! state is [`room::Control`].
 
 pub mod chaos;
+pub mod chaos_slot;
 pub mod command;
-pub mod events;
-pub mod server;
+pub mod dispatch;
+pub mod execute;
+pub mod help;
+pub mod parse;
+pub mod reply;
+pub mod report;
+pub mod room;
+pub mod session;
+
+pub use room::{Control, ControlSettings};

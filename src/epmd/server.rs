@@ -1,42 +1,28 @@
-//! The EPMD listener: accepts connections, reads one request each, and
-//! answers it as OTP's epmd would — except PORT_PLEASE2, which is answered
-//! with the port of a fresh one-shot proxy listener.
+//! The EPMD listener: accepts connections and reads one request each the
+//! way OTP's epmd does (same framing, same limits, same fate for the same
+//! bytes), then hands it to its handler in `requests.rs` — local-only
+//! requests only from a local peer.
 
-use std::io::{self, Read, Write};
-use std::net::{IpAddr, Shutdown, TcpListener, TcpStream};
-use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::io::{self, Read};
+use std::net::{IpAddr, TcpListener, TcpStream};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use super::wire::{self, DumpEntry, Framing, NodeInfo, Request};
-use crate::proxy::link::{ProxyListener, Target};
-use crate::shared::Shared;
-use crate::sync::{lock, spawn};
-use crate::{log_debug, log_info, log_warn};
+use super::requests::{alive2, dump, kill, names, port_please2, stop};
+use super::room::Epmd;
+use super::wire::{self, Framing, Request};
+use crate::base::net::accept_forever;
+use crate::base::sync::spawn;
+use crate::{log_debug, log_warn};
 
 /// Accepts EPMD connections forever, one thread each.
-pub fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
-    let mut accept_errors = crate::log::RateLimit::default();
-    for incoming in listener.incoming() {
-        match incoming {
-            Ok(stream) => {
-                let shared = Arc::clone(&shared);
-                if let Err(err) = spawn("epmd-conn", move || handle_connection(&shared, stream)) {
-                    log_warn!("epmd: cannot start a thread for a new connection: {err}; closed it");
-                }
-            }
-            Err(err) => {
-                if let Some(held_back) = accept_errors.allow(Duration::from_secs(5)) {
-                    log_warn!(
-                        "epmd: accept failed: {err} ({held_back} more since the last report)"
-                    );
-                }
-                // e.g. out of file descriptors: do not spin
-                std::thread::sleep(Duration::from_millis(100));
-            }
+pub fn accept_loop(epmd: &Arc<Epmd>, listener: &TcpListener) {
+    accept_forever(listener, "epmd", |stream| {
+        let epmd = Arc::clone(epmd);
+        if let Err(err) = spawn("epmd-conn", move || handle_connection(&epmd, stream)) {
+            log_warn!("epmd: cannot start a thread for a new connection: {err}; closed it");
         }
-    }
+    });
 }
 
 /// True for a peer allowed to register, dump, kill or stop: loopback, or
@@ -47,7 +33,7 @@ fn is_local_peer(peer: IpAddr, local: IpAddr) -> bool {
 }
 
 /// `::ffff:127.0.0.1` → `127.0.0.1`.
-fn canonical(address: IpAddr) -> IpAddr {
+pub fn canonical(address: IpAddr) -> IpAddr {
     match address {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(address, IpAddr::V4),
         v4 => v4,
@@ -138,14 +124,14 @@ fn read_request(stream: &mut TcpStream, deadline: Instant) -> Result<Vec<u8>, Re
 }
 
 /// Reads one request and serves it.
-fn handle_connection(shared: &Arc<Shared>, mut stream: TcpStream) {
+fn handle_connection(epmd: &Arc<Epmd>, mut stream: TcpStream) {
     let (Ok(peer), Ok(local)) = (stream.peer_addr(), stream.local_addr()) else {
         return;
     };
     let _ = stream.set_nodelay(true);
     // Measured from the start (newer epmd does too): dribbling bytes does
     // not keep a connection alive past the packet timeout.
-    let deadline = Instant::now() + shared.settings.packet_timeout;
+    let deadline = Instant::now() + epmd.settings.packet_timeout;
     let body = match read_request(&mut stream, deadline) {
         Ok(body) => body,
         Err(why) => {
@@ -165,223 +151,15 @@ fn handle_connection(shared: &Arc<Shared>, mut stream: TcpStream) {
     match request {
         Request::Alive2(info) if local_peer => {
             // Under a dual-stack `::` listener IPv4 peers show as ::ffff:a.b.c.d.
-            alive2(shared, stream, info, canonical(peer.ip()))
+            alive2(epmd, stream, info, canonical(peer.ip()))
         }
-        Request::PortPlease2 { name } => port_please2(shared, stream, &name, local.ip()),
-        Request::Names => names(shared, stream),
-        Request::Dump if local_peer => dump(shared, stream),
-        Request::Kill if local_peer => kill(shared, stream),
-        Request::Stop { name } if local_peer => stop(shared, stream, &name),
+        Request::PortPlease2 { name } => port_please2(epmd, stream, &name, local.ip()),
+        Request::Names => names(epmd, stream),
+        Request::Dump if local_peer => dump(epmd, stream),
+        Request::Kill if local_peer => kill(epmd, stream),
+        Request::Stop { name } if local_peer => stop(epmd, stream, &name),
         _ => log_debug!("epmd: {peer}: request refused to a non-local peer; closed"),
     }
-}
-
-/// ALIVE2_REQ: registers the node for as long as this connection is open.
-fn alive2(shared: &Shared, stream: TcpStream, info: NodeInfo, peer: IpAddr) {
-    let extended = wire::wants_extended_reply(info.highest_version);
-    let name = info.name_str();
-    let registered = lock(&shared.registry).register(info, peer, stream.as_raw_fd());
-    let registration = match registered {
-        Ok(registration) => registration,
-        Err(why) => {
-            log_info!("node {name} refused: {why}");
-            let reply = wire::encode_alive2_reply(extended, 1, wire::ERROR_CREATION);
-            if (&stream).write_all(&reply).is_ok() {
-                // epmd keeps a refused socket open until the peer goes.
-                wait_for_anything(&stream);
-            }
-            return;
-        }
-    };
-    let reply = wire::encode_alive2_reply(extended, 0, registration.creation);
-    let stream = Arc::new(stream);
-    lock(&shared.alive_sockets).insert(registration.id, Arc::clone(&stream));
-    if let Err(err) = (&*stream).write_all(&reply) {
-        log_info!("node {name}: registration reply failed ({err}); unregistered");
-    } else {
-        log_info!(
-            "node {name} registered: port {} type {} creation {} from {peer}",
-            registration.info.port,
-            node_type_label(registration.info.node_type),
-            registration.creation
-        );
-        shared.events.publish(&format!(
-            "node-up name={name} port={} type={} creation={}",
-            registration.info.port,
-            node_type_label(registration.info.node_type),
-            registration.creation
-        ));
-        // Anything more on this socket — data, EOF, error — ends the registration.
-        wait_for_anything(&stream);
-        log_info!("node {name} unregistered");
-        shared.events.publish(&format!("node-down name={name}"));
-    }
-    lock(&shared.alive_sockets).remove(&registration.id);
-    lock(&shared.registry).unregister(registration.id);
-    let _ = stream.shutdown(Shutdown::Both);
-}
-
-/// Blocks until the peer sends something, closes, or the socket fails.
-fn wait_for_anything(mut stream: &TcpStream) {
-    let _ = stream.set_read_timeout(None);
-    let mut byte = [0u8; 1];
-    loop {
-        match stream.read(&mut byte) {
-            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
-            _ => return,
-        }
-    }
-}
-
-/// "normal" / "hidden" / the raw number.
-pub fn node_type_label(node_type: u8) -> String {
-    match node_type {
-        wire::NODE_TYPE_NORMAL => "normal".to_owned(),
-        wire::NODE_TYPE_HIDDEN => "hidden".to_owned(),
-        other => other.to_string(),
-    }
-}
-
-/// PORT_PLEASE2_REQ: answers with a fresh proxy listener's port.
-fn port_please2(shared: &Arc<Shared>, mut stream: TcpStream, name: &str, local: IpAddr) {
-    let found = lock(&shared.registry).find(name).cloned();
-    let Some(node) = found else {
-        log_debug!("epmd: lookup of {name}: not registered");
-        let _ = stream.write_all(&wire::encode_port2_not_found());
-        return;
-    };
-    // Each waiting listener holds a socket and two threads until it is
-    // connected to or expires: bound how many a flood of lookups can open.
-    let Some(_slot) = PendingSlot::take(shared) else {
-        log_warn!(
-            "lookup of {name}: {} proxy listeners are already waiting for their connection (--max-pending-listeners); answered not found",
-            shared.settings.max_pending_listeners
-        );
-        let _ = stream.write_all(&wire::encode_port2_not_found());
-        return;
-    };
-    // The asker reached us at `local`, so it can reach a listener there.
-    let listener = match ProxyListener::bind(local) {
-        Ok(listener) => listener,
-        Err(err) => {
-            log_warn!("lookup of {name}: cannot open a proxy listener on {local}: {err}; answered not found");
-            let _ = stream.write_all(&wire::encode_port2_not_found());
-            return;
-        }
-    };
-    let reply = wire::encode_port2_found(&node.info, listener.port);
-    if let Err(err) = stream.write_all(&reply) {
-        log_debug!("epmd: lookup of {name}: reply failed: {err}");
-        return;
-    }
-    let _ = stream.shutdown(Shutdown::Both);
-    drop(stream);
-    log_debug!(
-        "epmd: lookup of {name}: proxy port {} for real port {}",
-        listener.port,
-        node.info.port
-    );
-    let target = Target {
-        name: node.name.clone(),
-        address: node.peer,
-        host_address: local,
-        port: node.info.port,
-    };
-    listener.serve(Arc::clone(shared), target, shared.settings.listener_timeout);
-}
-
-/// One of the `--max-pending-listeners` places, held while a proxy
-/// listener waits for its connection; given back on drop.
-struct PendingSlot<'a>(&'a AtomicUsize);
-
-impl PendingSlot<'_> {
-    fn take(shared: &Shared) -> Option<PendingSlot<'_>> {
-        let before = shared.pending_listeners.fetch_add(1, Ordering::SeqCst);
-        let slot = PendingSlot(&shared.pending_listeners);
-        (before < shared.settings.max_pending_listeners).then_some(slot)
-    }
-}
-
-impl Drop for PendingSlot<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-/// NAMES_REQ: our port, then every node, newest registration first.
-fn names(shared: &Shared, mut stream: TcpStream) {
-    let reply = {
-        let registry = lock(&shared.registry);
-        let nodes = registry
-            .nodes()
-            .iter()
-            .rev()
-            .map(|node| (node.name.as_str(), node.info.port));
-        wire::encode_names_reply(shared.settings.epmd_port, nodes)
-    };
-    let _ = stream.write_all(&reply);
-}
-
-/// DUMP_REQ: live nodes (newest first), then old names (oldest first).
-fn dump(shared: &Shared, mut stream: TcpStream) {
-    let reply = {
-        let registry = lock(&shared.registry);
-        let active = registry.nodes().iter().rev().map(|node| DumpEntry::Active {
-            name: &node.name,
-            port: node.info.port,
-            fd: node.fd,
-        });
-        let old = registry.old_names().iter().map(|old| DumpEntry::Old {
-            name: &old.name,
-            port: old.port,
-            fd: old.fd,
-        });
-        wire::encode_dump_reply(shared.settings.epmd_port, active.chain(old))
-    };
-    let _ = stream.write_all(&reply);
-}
-
-/// KILL_REQ: refused while nodes are registered unless relaxed; on `OK`
-/// the proxy exits.
-fn kill(shared: &Shared, mut stream: TcpStream) {
-    let empty = lock(&shared.registry).is_empty();
-    if !empty && !shared.settings.relaxed_command_check {
-        log_info!("epmd: kill refused: nodes are registered");
-        let _ = stream.write_all(b"NO");
-        return;
-    }
-    let _ = stream.write_all(b"OK");
-    let _ = stream.flush();
-    let _ = stream.shutdown(Shutdown::Both);
-    log_warn!("epmd: killed by a KILL request; exiting");
-    std::process::exit(0);
-}
-
-/// STOP_REQ: only when relaxed; closes the node's registration.
-fn stop(shared: &Shared, mut stream: TcpStream, name: &[u8]) {
-    if !shared.settings.relaxed_command_check {
-        log_info!("epmd: stop refused: --relaxed-command-check is off");
-        return;
-    }
-    // Names are compared as bytes, as epmd does: a name that is not UTF-8
-    // matches nothing (every registered name is UTF-8).
-    let name = std::str::from_utf8(name).unwrap_or_default();
-    let found = if name.is_empty() {
-        None
-    } else {
-        lock(&shared.registry).find(name).map(|node| node.id)
-    };
-    let Some(id) = found else {
-        // OTP's epmd sends both words here; its client reads 7 bytes.
-        let _ = stream.write_all(b"NOEXISTSTOPPED");
-        return;
-    };
-    if let Some(socket) = lock(&shared.alive_sockets).remove(&id) {
-        let _ = socket.shutdown(Shutdown::Both);
-    }
-    lock(&shared.registry).unregister(id);
-    log_info!("node {name} stopped by a STOP request");
-    let _ = stream.write_all(b"STOPPED");
 }
 
 #[cfg(test)]

@@ -4,6 +4,8 @@
 //! first byte is the tag. Replies carry no length prefix. Nothing here
 //! touches a socket; every function is total (no panics on any input).
 
+use crate::base::bytes::be16;
+
 /// Largest request body OTP's epmd accepts (`L`); `L` = 0 or larger → close.
 pub const MAX_REQUEST_LEN: usize = 3057;
 /// Longest node name (bytes) a registration may carry.
@@ -107,10 +109,13 @@ pub fn framing(prefix: [u8; 2]) -> Framing {
     }
 }
 
-/// Reads a big-endian u16 at `at`, if the bytes are there.
-fn be16(bytes: &[u8], at: usize) -> Option<u16> {
-    let pair = bytes.get(at..at.checked_add(2)?)?;
-    Some(u16::from_be_bytes([*pair.first()?, *pair.get(1)?]))
+/// "normal" / "hidden" / the raw number, for logs and `nodes`.
+pub fn node_type_label(node_type: u8) -> String {
+    match node_type {
+        NODE_TYPE_NORMAL => "normal".to_owned(),
+        NODE_TYPE_HIDDEN => "hidden".to_owned(),
+        other => other.to_string(),
+    }
 }
 
 /// Parses a request body (the `L` bytes after the length prefix).
@@ -266,8 +271,14 @@ pub fn encode_port2_not_found() -> Vec<u8> {
 /// PORT2_RESP for a registered node, with `port` in place of its own
 /// (the proxy listener's port); every other field is the registration's.
 pub fn encode_port2_found(info: &NodeInfo, port: u16) -> Vec<u8> {
-    let mut out = Vec::with_capacity(14 + info.name.len() + info.extra.len());
-    out.extend_from_slice(&[TAG_PORT2_RESP, 0]);
+    let mut out = vec![TAG_PORT2_RESP, 0];
+    encode_node_fields(&mut out, info, port);
+    out
+}
+
+/// The fields ALIVE2_REQ and PORT2_RESP share: `PortNo:16 NodeType:8
+/// Protocol:8 HighVsn:16 LowVsn:16 Nlen:16 Name Elen:16 Extra`.
+fn encode_node_fields(out: &mut Vec<u8>, info: &NodeInfo, port: u16) {
     out.extend_from_slice(&port.to_be_bytes());
     out.extend_from_slice(&[info.node_type, info.protocol]);
     out.extend_from_slice(&info.highest_version.to_be_bytes());
@@ -277,7 +288,6 @@ pub fn encode_port2_found(info: &NodeInfo, port: u16) -> Vec<u8> {
     out.extend_from_slice(&info.name);
     out.extend_from_slice(&(info.extra.len() as u16).to_be_bytes());
     out.extend_from_slice(&info.extra);
-    out
 }
 
 /// NAMES_RESP: our EPMD port as 4 bytes, then one line per node
@@ -331,14 +341,7 @@ pub fn frame(body: &[u8]) -> Vec<u8> {
 /// Encodes an ALIVE2_REQ body (tag included).
 pub fn encode_alive2_request(info: &NodeInfo) -> Vec<u8> {
     let mut out = vec![TAG_ALIVE2_REQ];
-    out.extend_from_slice(&info.port.to_be_bytes());
-    out.extend_from_slice(&[info.node_type, info.protocol]);
-    out.extend_from_slice(&info.highest_version.to_be_bytes());
-    out.extend_from_slice(&info.lowest_version.to_be_bytes());
-    out.extend_from_slice(&(info.name.len() as u16).to_be_bytes());
-    out.extend_from_slice(&info.name);
-    out.extend_from_slice(&(info.extra.len() as u16).to_be_bytes());
-    out.extend_from_slice(&info.extra);
+    encode_node_fields(&mut out, info, info.port);
     out
 }
 

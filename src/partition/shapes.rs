@@ -3,7 +3,7 @@
 //!
 //! Everything here is pure. A shape turns the (sorted) list of node names
 //! into a [`Layout`]: one or more `cut` commands, each a list of islands.
-//! Randomness comes only from [`Rng`] (splitmix64), and shapes shuffle the
+//! Randomness comes only from the seeded [`Rng`], and shapes shuffle the
 //! *sorted* node list, so the same seed and the same number of nodes pick
 //! the same positions in that order: a run replays from its seed and node
 //! list, even when the node names carry a different suffix.
@@ -21,86 +21,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-/// A small, fast, seedable generator (splitmix64). Not cryptographic; its
-/// only job is to make every random choice replayable from one number.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Rng {
-    state: u64,
-}
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng { state: seed }
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// A uniform number in `0..n` (0 when `n` is 0 or 1), without modulo
-    /// bias: draws past the last whole multiple of `n` are redrawn.
-    pub fn below(&mut self, n: usize) -> usize {
-        if n <= 1 {
-            return 0;
-        }
-        let n = n as u64;
-        let zone = u64::MAX - u64::MAX % n;
-        loop {
-            let x = self.next_u64();
-            if x < zone {
-                return (x % n) as usize;
-            }
-        }
-    }
-
-    /// A uniform pick from `items` (`None` when it is empty), drawing as
-    /// `below(items.len())` does.
-    pub fn choose<'a, T>(&mut self, items: &'a [T]) -> Option<&'a T> {
-        items.get(self.below(items.len()))
-    }
-
-    /// Fisher–Yates.
-    pub fn shuffle<T>(&mut self, items: &mut [T]) {
-        for i in (1..items.len()).rev() {
-            let j = self.below(i + 1);
-            items.swap(i, j);
-        }
-    }
-}
-
-/// The proxy's random stream: the seed it started from (what `status`
-/// shows and `seed N` sets) and the generator, advanced by every random
-/// shape.
-#[derive(Clone, Debug)]
-pub struct Seeded {
-    pub seed: u64,
-    pub rng: Rng,
-}
-
-impl Seeded {
-    pub fn new(seed: u64) -> Seeded {
-        Seeded {
-            seed,
-            rng: Rng::new(seed),
-        }
-    }
-}
-
-/// A seed for when the user gave none: the clock and the process id,
-/// mixed so that two proxies started in the same second differ.
-pub fn fresh_seed() -> u64 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0);
-    let mut rng = Rng::new(nanos ^ (u64::from(std::process::id()) << 32));
-    // Keep it short enough to type: 12 decimal digits at most.
-    rng.next_u64() % 1_000_000_000_000
-}
+use super::names::Pattern;
+use super::rules::Islands;
+use crate::base::rng::Rng;
 
 /// The shapes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -181,6 +104,19 @@ impl Layout {
     pub fn cut_lines(&self) -> Vec<String> {
         self.cuts.iter().map(cut_line).collect()
     }
+
+    /// The cuts as the islands of patterns the fault model stores.
+    pub fn islands(&self) -> Vec<Islands> {
+        self.cuts.iter().map(cut_islands_patterns).collect()
+    }
+}
+
+/// One cut's islands as patterns (`n1` names the node on any host).
+pub fn cut_islands_patterns(islands: &CutIslands) -> Islands {
+    islands
+        .iter()
+        .map(|island| island.iter().cloned().map(Pattern::Alive).collect())
+        .collect()
 }
 
 /// `cut a,b | c` for one set of islands.
@@ -204,22 +140,7 @@ pub fn layout(shape: &Shape, nodes: &[String], rng: &mut Rng) -> Result<Layout, 
         .into_iter()
         .collect();
     let n = sorted.len();
-    if let Shape::Sizes(sizes) = shape {
-        if sizes.len() < 2 || sizes.contains(&0) {
-            return Err("split sizes needs two or more sizes of at least 1".to_owned());
-        }
-        if sizes.iter().sum::<usize>() != n {
-            return Err(format!(
-                "{shape}: the sizes add up to {}, but there are {n} nodes to split",
-                sizes.iter().sum::<usize>()
-            ));
-        }
-    } else if n < shape.min_nodes() {
-        return Err(format!(
-            "{shape} needs at least {} nodes that are not exempt; there are {n}",
-            shape.min_nodes()
-        ));
-    }
+    check_fits(shape, n)?;
     let shuffled = |rng: &mut Rng| {
         let mut order = sorted.clone();
         rng.shuffle(&mut order);
@@ -276,6 +197,27 @@ pub fn layout(shape: &Shape, nodes: &[String], rng: &mut Rng) -> Result<Layout, 
         bridge,
         cuts,
     })
+}
+
+/// Err says why `shape` cannot be laid out over `n` nodes.
+fn check_fits(shape: &Shape, n: usize) -> Result<(), String> {
+    if let Shape::Sizes(sizes) = shape {
+        if sizes.len() < 2 || sizes.contains(&0) {
+            return Err("split sizes needs two or more sizes of at least 1".to_owned());
+        }
+        if sizes.iter().sum::<usize>() != n {
+            return Err(format!(
+                "{shape}: the sizes add up to {}, but there are {n} nodes to split",
+                sizes.iter().sum::<usize>()
+            ));
+        }
+    } else if n < shape.min_nodes() {
+        return Err(format!(
+            "{shape} needs at least {} nodes that are not exempt; there are {n}",
+            shape.min_nodes()
+        ));
+    }
+    Ok(())
 }
 
 fn sorted_island(names: &[String]) -> Vec<String> {
@@ -467,29 +409,6 @@ mod tests {
 
     fn sizes(islands: &CutIslands) -> Vec<usize> {
         islands.iter().map(Vec::len).collect()
-    }
-
-    #[test]
-    fn rng_is_deterministic_and_spreads() {
-        let mut a = Rng::new(42);
-        let mut b = Rng::new(42);
-        let xs: Vec<u64> = (0..8).map(|_| a.next_u64()).collect();
-        let ys: Vec<u64> = (0..8).map(|_| b.next_u64()).collect();
-        assert_eq!(xs, ys);
-        assert_ne!(Rng::new(43).next_u64(), xs[0]);
-        // splitmix64's published first output for seed 0
-        assert_eq!(Rng::new(0).next_u64(), 0xE220_A839_7B1D_CDAF);
-        let mut counts = [0usize; 5];
-        let mut rng = Rng::new(7);
-        for _ in 0..5000 {
-            counts[rng.below(5)] += 1;
-        }
-        assert!(
-            counts.iter().all(|&c| (900..1100).contains(&c)),
-            "{counts:?}"
-        );
-        assert_eq!(rng.below(0), 0);
-        assert_eq!(rng.below(1), 0);
     }
 
     #[test]

@@ -10,6 +10,8 @@
 //! host part, and with TLS distribution the bytes are encrypted: the
 //! initiator is then unknown and the link is relayed anyway.
 
+use crate::base::bytes::{be16, be64};
+
 /// The flag a node sets when it asks the other side to name it.
 pub const DFLAG_NAME_ME: u64 = 1 << 33;
 
@@ -28,26 +30,31 @@ pub enum SendName {
     Unknown,
 }
 
-fn be16(bytes: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_be_bytes([*bytes.get(at)?, *bytes.get(at + 1)?]))
+/// The length-prefixed message that starts at `at`: `NeedMore` until all
+/// of it has arrived, `Unknown` if its length is 0 or would take the
+/// handshake past [`MAX_SEND_NAME`].
+fn message_at(received: &[u8], at: usize) -> Result<&[u8], SendName> {
+    let rest = received.get(at..).unwrap_or_default();
+    let len = usize::from(be16(rest, 0).ok_or(SendName::NeedMore)?);
+    if len == 0 || at + 2 + len > MAX_SEND_NAME {
+        return Err(SendName::Unknown);
+    }
+    rest.get(2..2 + len).ok_or(SendName::NeedMore)
 }
 
-fn be64(bytes: &[u8], at: usize) -> Option<u64> {
-    let chunk: [u8; 8] = bytes.get(at..at + 8)?.try_into().ok()?;
-    Some(u64::from_be_bytes(chunk))
+/// A full node name read from `bytes`, if they hold one.
+fn named(bytes: Option<&[u8]>) -> SendName {
+    match bytes.and_then(|bytes| std::str::from_utf8(bytes).ok()) {
+        Some(name) if valid_node_name(name) => SendName::Name(name.to_owned()),
+        _ => SendName::Unknown,
+    }
 }
 
 /// Parses the first handshake message from the bytes received so far.
 pub fn parse_send_name(received: &[u8]) -> SendName {
-    let Some(len) = be16(received, 0) else {
-        return SendName::NeedMore;
-    };
-    let len = usize::from(len);
-    if len == 0 || len + 2 > MAX_SEND_NAME {
-        return SendName::Unknown;
-    }
-    let Some(message) = received.get(2..2 + len) else {
-        return SendName::NeedMore;
+    let message = match message_at(received, 0) {
+        Ok(message) => message,
+        Err(not_yet) => return not_yet,
     };
     let name = match message.first() {
         // n Version:16 Flags:32 Name
@@ -60,10 +67,7 @@ pub fn parse_send_name(received: &[u8]) -> SendName {
         },
         _ => None,
     };
-    match name.and_then(|bytes| std::str::from_utf8(bytes).ok()) {
-        Some(name) if valid_node_name(name) => SendName::Name(name.to_owned()),
-        _ => SendName::Unknown,
-    }
+    named(name)
 }
 
 /// Parses the accepting node's first two messages — `send_status`
@@ -73,39 +77,23 @@ pub fn parse_send_name(received: &[u8]) -> SendName {
 ///
 /// Any status but `ok`/`ok_simultaneous` means no challenge follows.
 pub fn parse_challenge(received: &[u8]) -> SendName {
-    let Some(status_len) = be16(received, 0) else {
-        return SendName::NeedMore;
-    };
-    let status_len = usize::from(status_len);
-    if status_len == 0 || status_len + 2 > MAX_SEND_NAME {
-        return SendName::Unknown;
-    }
-    let Some(status) = received.get(2..2 + status_len) else {
-        return SendName::NeedMore;
+    let status = match message_at(received, 0) {
+        Ok(status) => status,
+        Err(not_yet) => return not_yet,
     };
     if !status.starts_with(b"sok") {
         return SendName::Unknown;
     }
-    let rest = received.get(2 + status_len..).unwrap_or_default();
-    let Some(len) = be16(rest, 0) else {
-        return SendName::NeedMore;
-    };
-    let len = usize::from(len);
-    if len == 0 || 4 + status_len + len > MAX_SEND_NAME {
-        return SendName::Unknown;
-    }
-    let Some(message) = rest.get(2..2 + len) else {
-        return SendName::NeedMore;
+    let message = match message_at(received, 2 + status.len()) {
+        Ok(message) => message,
+        Err(not_yet) => return not_yet,
     };
     let name = match message.first() {
         Some(b'n') => message.get(11..),
         Some(b'N') => be16(message, 17).and_then(|n| message.get(19..19 + usize::from(n))),
         _ => None,
     };
-    match name.and_then(|bytes| std::str::from_utf8(bytes).ok()) {
-        Some(name) if valid_node_name(name) => SendName::Name(name.to_owned()),
-        _ => SendName::Unknown,
-    }
+    named(name)
 }
 
 /// `alive@host`, both parts non-empty and printable.

@@ -1,5 +1,17 @@
-//! Proxy links: reading the initiator from the distribution handshake and
-//! relaying each proxied connection under the partition state.
+//! The proxy room: every distribution link runs through it. A one-shot
+//! listener ([`listener`]) accepts the initiator and connects to the real
+//! node; the relay ([`relay`]) reads each side's name from the handshake
+//! ([`handshake`], pure) and runs two pumps ([`pump`]) that copy bytes
+//! while honouring the faults in force. [`room::Proxy`] is the room's
+//! state; [`link::Link`] one link's.
 
+pub mod buffer;
 pub mod handshake;
 pub mod link;
+pub mod listener;
+pub mod pump;
+pub mod relay;
+pub mod room;
+
+pub use listener::{PendingListener, Upstream};
+pub use room::{Proxy, ProxySettings};

@@ -9,6 +9,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 static VERBOSITY: AtomicU8 = AtomicU8::new(0);
 
+/// Always printed: start-up, warnings, errors.
+pub const WARN: u8 = 0;
+/// Printed with `-v`: nodes, links, faults, control sessions.
+pub const INFO: u8 = 1;
+/// Printed with `-v -v`: every EPMD request.
+pub const DEBUG: u8 = 2;
+
 /// Sets how much is logged: 0 = quiet, 1 = events, 2 = debug.
 pub fn set_verbosity(level: u8) {
     VERBOSITY.store(level, Ordering::Relaxed);
@@ -61,19 +68,19 @@ impl RateLimit {
 /// Always printed: start-up, warnings, errors.
 #[macro_export]
 macro_rules! log_warn {
-    ($($arg:tt)*) => { $crate::log::write(0, format_args!($($arg)*)) };
+    ($($arg:tt)*) => { $crate::base::log::write($crate::base::log::WARN, format_args!($($arg)*)) };
 }
 
 /// Printed with `-v`: nodes, links, faults, control sessions.
 #[macro_export]
 macro_rules! log_info {
-    ($($arg:tt)*) => { $crate::log::write(1, format_args!($($arg)*)) };
+    ($($arg:tt)*) => { $crate::base::log::write($crate::base::log::INFO, format_args!($($arg)*)) };
 }
 
 /// Printed with `-v -v`: every EPMD request and reply.
 #[macro_export]
 macro_rules! log_debug {
-    ($($arg:tt)*) => { $crate::log::write(2, format_args!($($arg)*)) };
+    ($($arg:tt)*) => { $crate::base::log::write($crate::base::log::DEBUG, format_args!($($arg)*)) };
 }
 
 /// Formats `time` as RFC 3339 UTC with milliseconds, e.g. `2026-11-25T10:02:09.123Z`.

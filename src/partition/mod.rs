@@ -1,0 +1,20 @@
+//! The partition room: the fault model, pure. Which node may send bytes to
+//! which and how fast ([`set::PartitionSet`]), the names faults are
+//! written with ([`names`], [`rules`]), the one door every change goes
+//! through ([`change::Change`], applied by [`door::Faults::apply`] under
+//! one write lock), the partition shapes ([`shapes`]) and the chaos
+//! planner ([`chaos_plan`]). Nothing here touches a socket.
+
+pub mod change;
+pub mod chaos_plan;
+pub mod door;
+pub mod names;
+pub mod rules;
+pub mod set;
+pub mod shapes;
+
+pub use change::{Applied, Change, ChangeKind, Refused};
+pub use door::Faults;
+pub use names::{NodeName, Pattern};
+pub use rules::{Delay, Islands, Rate, Shaping, Target};
+pub use set::PartitionSet;

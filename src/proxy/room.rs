@@ -1,0 +1,122 @@
+//! The proxy room's state, [`Proxy`]: its settings, the live links, the
+//! names learnt from handshakes, the listeners waiting for their
+//! connection, the seed delayed chunks draw their jitter from, and the
+//! handles it was given — the faults (read per chunk) and the event
+//! stream. Also what the control room asks of the links as a whole: wait
+//! for writes in progress after a cut, close the links a `reset` names.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::link::{Direction, LearnedNames, Link, LinkTable};
+use crate::base::rng::Rng;
+use crate::events::Events;
+use crate::partition::rules::Islands;
+use crate::partition::set::crosses;
+use crate::partition::Faults;
+
+/// How the proxy treats links; fixed at start-up.
+#[derive(Clone, Debug)]
+pub struct ProxySettings {
+    /// A proxy listener nobody connects to is closed after this long.
+    pub listener_timeout: Duration,
+    /// A link whose initiator has not sent its first handshake message
+    /// (or [`super::handshake::MAX_SEND_NAME`] bytes) by then is closed.
+    pub handshake_timeout: Duration,
+    /// How long a cut waits for a write already in progress to finish.
+    pub cut_patience: Duration,
+    /// At most this many proxy listeners waiting for their connection;
+    /// further lookups are answered "not found".
+    pub max_pending_listeners: usize,
+}
+
+impl Default for ProxySettings {
+    fn default() -> ProxySettings {
+        ProxySettings {
+            listener_timeout: Duration::from_secs(30),
+            handshake_timeout: Duration::from_secs(30),
+            cut_patience: Duration::from_secs(2),
+            max_pending_listeners: 1024,
+        }
+    }
+}
+
+/// The proxy room.
+pub struct Proxy {
+    pub settings: ProxySettings,
+    /// The faults in force, read by every relay before every write.
+    pub faults: Faults,
+    pub events: Arc<Events>,
+    pub links: LinkTable,
+    pub learned: LearnedNames,
+    /// Proxy listeners handed out and not yet connected to or expired.
+    pub(super) pending_listeners: AtomicUsize,
+    /// The seed each link's jitter generator is derived from.
+    seed: AtomicU64,
+}
+
+impl Proxy {
+    pub fn new(
+        settings: ProxySettings,
+        faults: Faults,
+        events: Arc<Events>,
+        seed: u64,
+    ) -> Arc<Proxy> {
+        Arc::new(Proxy {
+            settings,
+            faults,
+            events,
+            links: LinkTable::default(),
+            learned: LearnedNames::default(),
+            pending_listeners: AtomicUsize::new(0),
+            seed: AtomicU64::new(seed),
+        })
+    }
+
+    /// Links opened from now on draw their jitter from `seed`.
+    pub fn set_seed(&self, seed: u64) {
+        self.seed.store(seed, Ordering::SeqCst);
+    }
+
+    /// The jitter generator of link `id`: the same seed and link number
+    /// give the same jitter.
+    pub fn jitter_rng(&self, id: u64) -> Rng {
+        Rng::for_stream(self.seed.load(Ordering::SeqCst), id)
+    }
+
+    /// Waits for the writes in progress on every direction the faults
+    /// now hold, so that once a cut is confirmed no byte crosses it.
+    /// Returns how many could not be waited for (a receiver that does not
+    /// read), after [`ProxySettings::cut_patience`].
+    pub fn drain_held(&self) -> usize {
+        let faults = self.faults.snapshot();
+        let mut stuck = 0;
+        for link in self.links.snapshot() {
+            for direction in [Direction::Up, Direction::Down] {
+                if link.held_by(&faults, direction)
+                    && !link.drain_gate(direction, self.settings.cut_patience)
+                {
+                    stuck += 1;
+                }
+            }
+        }
+        stuck
+    }
+
+    /// The live links a `reset` of `islands` closes: both ends known, on
+    /// different islands, neither exempt.
+    pub fn links_across(&self, islands: &Islands) -> Vec<Arc<Link>> {
+        let faults = self.faults.snapshot();
+        self.links
+            .snapshot()
+            .into_iter()
+            .filter(|link| {
+                link.initiator().is_some_and(|initiator| {
+                    let exempt = faults.is_exempt(initiator) || faults.is_exempt(link.target());
+                    !exempt && crosses(islands, initiator, link.target())
+                })
+            })
+            .collect()
+    }
+}

@@ -61,8 +61,8 @@ impl Faults {
 
 #[cfg(test)]
 mod tests {
-    use super::super::names::testing::{n, p};
     use super::super::rules::{Target, MAX_RULES};
+    use super::super::testing::{n, p};
     use super::*;
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Barrier;

@@ -12,6 +12,8 @@ pub mod names;
 pub mod rules;
 pub mod set;
 pub mod shapes;
+#[cfg(test)]
+pub(crate) mod testing;
 
 pub use change::{Applied, Change, ChangeKind, Refused};
 pub use door::Faults;

@@ -133,22 +133,8 @@ pub fn group_text(patterns: &[Pattern]) -> String {
 }
 
 #[cfg(test)]
-pub(crate) mod testing {
-    //! Short constructors for the model's tests.
-    use super::{NodeName, Pattern};
-
-    pub fn p(text: &str) -> Pattern {
-        Pattern::parse(text).expect("valid pattern")
-    }
-
-    pub fn n(text: &str) -> NodeName {
-        NodeName::parse(text)
-    }
-}
-
-#[cfg(test)]
 mod tests {
-    use super::testing::{n, p};
+    use super::super::testing::{n, p};
     use super::*;
 
     #[test]

@@ -169,14 +169,8 @@ impl fmt::Display for Target {
 
 #[cfg(test)]
 mod tests {
-    use super::super::names::testing::p;
+    use super::super::testing::{islands, p};
     use super::*;
-
-    fn islands(spec: &[&[&str]]) -> Islands {
-        spec.iter()
-            .map(|island| island.iter().map(|name| p(name)).collect())
-            .collect()
-    }
 
     #[test]
     fn pair_counts_match_the_pairs() {

@@ -233,16 +233,10 @@ pub fn crosses(islands: &Islands, from: &NodeName, to: &NodeName) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::super::names::testing::{n, p};
     use super::super::rules::{Delay, Rate};
+    use super::super::testing::{islands, n, p};
     use super::*;
     use std::time::Duration;
-
-    fn islands(spec: &[&[&str]]) -> Islands {
-        spec.iter()
-            .map(|island| island.iter().map(|name| p(name)).collect())
-            .collect()
-    }
 
     #[test]
     fn cut_holds_every_pair_across_islands() {

@@ -1,0 +1,19 @@
+//! Short constructors for the partition room's tests.
+
+use super::names::{NodeName, Pattern};
+use super::rules::Islands;
+
+pub fn p(text: &str) -> Pattern {
+    Pattern::parse(text).expect("valid pattern")
+}
+
+pub fn n(text: &str) -> NodeName {
+    NodeName::parse(text)
+}
+
+/// `&[&["a", "b"], &["c"]]` → the islands `a,b | c`.
+pub fn islands(spec: &[&[&str]]) -> Islands {
+    spec.iter()
+        .map(|island| island.iter().map(|name| p(name)).collect())
+        .collect()
+}

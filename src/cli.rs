@@ -123,7 +123,7 @@ pub struct Args {
     #[argh(option)]
     pub exempt: Vec<String>,
 
-    /// seed of the random shapes and chaos runs (default: from the clock;
+    /// seed of the random shapes, chaos runs and delay jitter (default: from the clock;
     /// the ready line prints it)
     #[argh(option)]
     pub seed: Option<u64>,

@@ -117,6 +117,34 @@ pub fn host_name_loopbacks() -> Vec<IpAddr> {
     out
 }
 
+/// This machine's names for a node's host part: the host name (full and
+/// short), `localhost`, the loopback addresses, and every address EPMD
+/// listens on (an unspecified address stands for interfaces not listed).
+pub fn local_host_names(listening: &[IpAddr]) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    let mut add = |name: String| {
+        if !name.is_empty() && !names.contains(&name) {
+            names.push(name);
+        }
+    };
+    if let Ok(host) = std::fs::read_to_string("/proc/sys/kernel/hostname") {
+        let host = host.trim();
+        add(host.to_owned());
+        add(host.split('.').next().unwrap_or(host).to_owned());
+    }
+    add("localhost".to_owned());
+    let loopbacks = [
+        IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(Ipv6Addr::LOCALHOST),
+    ];
+    let host_loopbacks = host_name_loopbacks();
+    let addresses = loopbacks.iter().chain(listening).chain(&host_loopbacks);
+    for address in addresses.filter(|address| !address.is_unspecified()) {
+        add(address.to_string());
+    }
+    names
+}
+
 /// True for an address list of only separators (epmd then uses its
 /// defaults).
 pub fn is_blank_address_list(text: &str) -> bool {
@@ -209,20 +237,41 @@ fn bind_control(listen: &Listen) -> Result<(TcpListener, u16), String> {
     Ok((control_listener, control_port))
 }
 
-/// Runs `serve` on a thread of its own; if it ever returns, the daemon
-/// is told why it must end (`lost`).
+/// Tells the daemon why it must end when dropped: an acceptor that
+/// returns or panics drops it.
+struct EndsDaemon {
+    exit: Sender<String>,
+    why: String,
+}
+
+impl Drop for EndsDaemon {
+    fn drop(&mut self) {
+        let why = if std::thread::panicking() {
+            format!("{} (its thread panicked)", self.why)
+        } else {
+            std::mem::take(&mut self.why)
+        };
+        let _ = self.exit.send(why);
+    }
+}
+
+/// Runs `serve` on a thread of its own; if it ever ends, the daemon is
+/// told why it must end too (`lost`).
 fn spawn_acceptor(
     name: String,
     exit: &Sender<String>,
     lost: String,
     serve: impl FnOnce() + Send + 'static,
 ) -> Result<(), String> {
-    let exit = exit.clone();
+    let guard = EndsDaemon {
+        exit: exit.clone(),
+        why: lost,
+    };
     std::thread::Builder::new()
         .name(name)
         .spawn(move || {
+            let _ends_daemon = guard;
             serve();
-            let _ = exit.send(lost);
         })
         .map(|_| ())
         .map_err(|err| format!("cannot start an acceptor thread: {err}"))
@@ -237,7 +286,9 @@ pub fn run(mut config: Config) -> Result<String, String> {
     let seed = config.seed.unwrap_or_else(fresh_seed);
     let events = Arc::new(Events::default());
     let faults = Faults::new(&config.exempt);
-    let proxy = Proxy::new(config.proxy, faults, Arc::clone(&events), seed);
+    let bound: Vec<IpAddr> = epmd_listeners.iter().map(|(address, _)| *address).collect();
+    let here = local_host_names(&bound);
+    let proxy = Proxy::new(config.proxy, faults, Arc::clone(&events), seed, here);
     let (exit, ending) = mpsc::channel();
     let epmd = Epmd::new(config.epmd, proxy, events, exit.clone());
     let control = Control::new(config.control, Arc::clone(&epmd), seed);

@@ -70,6 +70,7 @@ mod tests {
             faults,
             Arc::clone(&events),
             settings.seed,
+            vec!["testhost".to_owned()],
         );
         let (exit, _) = std::sync::mpsc::channel();
         let epmd = Epmd::new(EpmdSettings::default(), proxy, events, exit);
@@ -108,7 +109,7 @@ mod tests {
         let shared = shared_with(&["n1", "n2", "n3", "n4", "n5"], seeded(42));
         assert_eq!(
             run(&shared, "split halves"),
-            vec!["OK split halves: cut n1,n2 | n3,n4,n5"]
+            vec!["OK split halves: cut n1,n2 | n3,n4,n5 (0 live links held)"]
         );
         assert_eq!(run(&shared, "status")[0], "OK 6 faults seed=42");
         run(&shared, "heal");
@@ -184,7 +185,7 @@ mod tests {
         );
         assert_eq!(
             run(&shared, "split halves"),
-            vec!["OK split halves: cut n1 | n2"]
+            vec!["OK split halves: cut n1 | n2 (0 live links held)"]
         );
         run(&shared, "exempt n2");
         assert_eq!(
@@ -265,5 +266,39 @@ mod tests {
             run(&shared, "chaos stop"),
             vec!["OK chaos was not running; healed"]
         );
+    }
+
+    /// `fix` and `clear` remove a fault given in another spelling of the
+    /// same registered nodes; one that removes nothing is an ERR.
+    #[test]
+    fn removals_match_by_meaning_and_refuse_when_nothing_matches() {
+        let shared = shared_with(&["node1", "node2", "node3"], seeded(5));
+        run(&shared, "cut node1 | node2,node3");
+        let fixed = run(&shared, "fix node1@testhost | node2@testhost");
+        assert_eq!(fixed, vec!["OK fix node1@testhost | node2@testhost"]);
+        assert_eq!(
+            run(&shared, "status"),
+            vec!["OK 1 faults seed=5", "cut node1 | node3", END]
+        );
+        assert_eq!(
+            run(&shared, "fix node1 | node2"),
+            vec!["ERR no such fault in force (in force: cut node1 | node3)"]
+        );
+        assert_eq!(
+            run(&shared, "fix node1@otherhost | node3"),
+            vec!["ERR no such fault in force (in force: cut node1 | node3)"],
+            "another host is another node"
+        );
+        run(&shared, "heal");
+        assert_eq!(
+            run(&shared, "clear node1 | node2"),
+            vec!["ERR no such fault in force (nothing is in force)"]
+        );
+        run(&shared, "isolate node2");
+        assert_eq!(
+            run(&shared, "rejoin node2@testhost"),
+            vec!["OK rejoin node2@testhost"]
+        );
+        assert!(shared.faults.read().is_empty());
     }
 }

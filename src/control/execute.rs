@@ -1,9 +1,13 @@
 //! Fault commands: a [`Change`] goes through the partition's door
 //! ([`crate::partition::Faults::apply`]: checked and applied whole, under
-//! one write lock), then its effects on the live links follow — a cut
-//! waits for writes in progress, a `reset` closes links — then the event,
-//! then the reply that says what happened. The control session and the
-//! chaos runner both come through here.
+//! one write lock), then the event (so watchers see a cause before its
+//! effects), then its effects on the live links — a cut waits for writes
+//! in progress, a `reset` closes links — then the reply that says what
+//! happened: how many live links the fault now holds or shapes, and which
+//! it cannot cover because an end is not known. The control session and
+//! the chaos runner both come through here.
+
+use std::sync::Arc;
 
 use super::reply::Reply;
 use super::room::Control;
@@ -12,6 +16,7 @@ use crate::events::Event;
 use crate::partition::rules::Target;
 use crate::partition::shapes::{self, Layout, Shape};
 use crate::partition::{Applied, Change, ChangeKind, Islands, Pattern, Refused};
+use crate::proxy::link::{Direction, Link};
 
 /// Applies `change`; the reply says what it covered, or why nothing was
 /// applied.
@@ -21,7 +26,8 @@ pub fn change(control: &Control, change: &Change) -> Reply {
 
 /// Applies `change`; `Err` when the door refused it (nothing applied).
 pub fn apply(control: &Control, change: &Change) -> Result<Reply, Refused> {
-    let applied = control.faults.apply(change)?;
+    let known = control.known_nodes();
+    let applied = control.faults.apply(change, &known)?;
     Ok(match change {
         Change::Reset(islands) => reset(control, change, islands),
         Change::Layout(layout) => layout_applied(control, layout),
@@ -57,6 +63,15 @@ fn publish(control: &Control, change: &Change) {
     });
 }
 
+/// `1 live link`, `2 live links`.
+pub fn count(n: usize, what: &str) -> String {
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{n} {what}s")
+    }
+}
+
 /// The `OK` line of a change that stores (or removes) faults.
 fn describe(control: &Control, change: &Change, applied: Applied, stuck: usize) -> String {
     let count = applied.count;
@@ -66,10 +81,8 @@ fn describe(control: &Control, change: &Change, applied: Applied, stuck: usize) 
     };
     let not_all = |nodes: &[Pattern]| count < nodes.len();
     let note = match change {
-        Change::Fix(_) if count == 0 => Some("no such cut was in force"),
         Change::Isolate(nodes) if not_all(nodes) => Some("some were isolated already"),
         Change::Rejoin(nodes) if not_all(nodes) => Some("some were not isolated"),
-        Change::Clear(_) if count == 0 => Some("no delay or throttle was in force"),
         Change::Exempt(_) if count > 0 => Some("the faults that named it were removed"),
         Change::Unexempt(nodes) if not_all(nodes) => Some("some were not exempt"),
         _ => None,
@@ -89,10 +102,91 @@ fn describe(control: &Control, change: &Change, applied: Applied, stuck: usize) 
     if let Some(note) = note {
         text.push_str(&format!(" ({note})"));
     }
+    text.push_str(&coverage(control, change));
     if matches!(change, Change::Cut(_)) {
         text.push_str(&stuck_note(stuck));
     }
     text
+}
+
+/// ` (N live links held)` for a fault that holds or shapes links, with
+/// the live links it names an end of but cannot cover because their
+/// initiator is unknown; empty for other changes.
+fn coverage(control: &Control, change: &Change) -> String {
+    let (verb, shapes) = match change {
+        Change::Cut(_) | Change::Isolate(_) | Change::Layout(_) => ("held", false),
+        Change::Delay(..) | Change::Throttle(..) => ("shaped", true),
+        _ => return String::new(),
+    };
+    // The change alone, on the exempt nodes in force: what it covers.
+    let mut alone = control.faults.snapshot();
+    alone.heal();
+    if alone.apply(change, &control.known_nodes()).is_err() {
+        return String::new();
+    }
+    let covers = |link: &Link| {
+        [Direction::Up, Direction::Down]
+            .into_iter()
+            .any(|direction| {
+                if shapes {
+                    !link.shaped_by(&alone, direction).is_none()
+                } else {
+                    link.held_by(&alone, direction)
+                }
+            })
+    };
+    let links = control.proxy.links.snapshot();
+    let covered = links.iter().filter(|link| covers(link)).count();
+    let missed = uncoverable(change, links.iter().filter(|link| !covers(link)));
+    format!(
+        " ({} {verb}{})",
+        count(covered, "live link"),
+        missed_note(&missed, verb)
+    )
+}
+
+/// The links among `links` that `change` may concern but cannot cover:
+/// their initiator could not be learnt, and their target is named (any
+/// such link may be an isolated node's).
+fn uncoverable<'l>(change: &Change, links: impl Iterator<Item = &'l Arc<Link>>) -> Vec<String> {
+    let named: Vec<Pattern> = match change {
+        Change::Cut(target) => target.patterns().into_iter().cloned().collect(),
+        Change::Delay(islands, _) | Change::Throttle(islands, _) | Change::Reset(islands) => {
+            islands.iter().flatten().cloned().collect()
+        }
+        Change::Layout(layout) => layout.islands().into_iter().flatten().flatten().collect(),
+        _ => Vec::new(),
+    };
+    let isolate = matches!(change, Change::Isolate(_));
+    links
+        .filter(|link| link.initiator_unknowable())
+        .filter(|link| isolate || named.iter().any(|p| p.matches(link.target())))
+        .map(|link| {
+            format!(
+                "{} ({} -> {})",
+                link.id,
+                link.initiator_label(),
+                link.target()
+            )
+        })
+        .collect()
+}
+
+/// `; cannot hold link 7 (unknown -> b): its initiator is unknown`.
+fn missed_note(missed: &[String], verb: &str) -> String {
+    let action = match verb {
+        "held" => "hold",
+        "shaped" => "shape",
+        _ => "reset",
+    };
+    match missed {
+        [] => String::new(),
+        [one] => format!("; cannot {action} link {one}: its initiator is unknown"),
+        many => format!(
+            "; cannot {action} links {}: their initiators are unknown",
+            many.join(", ")
+        ),
+    }
 }
 
 /// Says how many held links could not be confirmed quiet.
@@ -114,11 +208,15 @@ fn reset(control: &Control, change: &Change, islands: &Islands) -> Reply {
         text: text.clone(),
         links: Some(closed),
     });
+    let ids: Vec<u64> = doomed.iter().map(|link| link.id).collect();
     for link in doomed {
         link.close("reset by control");
     }
     control.faults.changes().bump();
-    Reply::ok(format!("{text} ({closed} links closed)"))
+    let others = control.proxy.links.snapshot();
+    let spared = others.iter().filter(|link| !ids.contains(&link.id));
+    let missed = missed_note(&uncoverable(change, spared), "reset");
+    Reply::ok(format!("{text} ({} closed{missed})", count(closed, "link")))
 }
 
 /// A shape's cuts, applied: one event per cut; the reply names them
@@ -131,13 +229,15 @@ fn layout_applied(control: &Control, layout: &Layout) -> Reply {
             .publish(&Event::FaultApplied { text, links: None });
     }
     let stuck = stuck_note(control.proxy.drain_held());
+    let covered = coverage(control, &Change::Layout(layout.clone()));
     let lines = layout.cut_lines();
     if layout.shape == Shape::Ring {
-        return Reply::ok_with(format!("ring: {} cuts{stuck}", lines.len()), lines);
+        let head = format!("ring: {} cuts{covered}{stuck}", lines.len());
+        return Reply::ok_with(head, lines);
     }
     let head = match &layout.bridge {
         Some(bridge) => format!("{} {bridge}", layout.shape),
         None => layout.shape.to_string(),
     };
-    Reply::ok(format!("{head}: {}{stuck}", lines.join("; ")))
+    Reply::ok(format!("{head}: {}{covered}{stuck}", lines.join("; ")))
 }

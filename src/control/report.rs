@@ -79,6 +79,7 @@ pub fn links(control: &Control) -> Reply {
                 link.proxy_port,
                 link.opened.elapsed().as_secs()
             );
+            line.push_str(&link.learnt_note());
             // A node closed its side; the close is held (cut) or queued (delay).
             if let Some(closer) = link.pending_close() {
                 line.push_str(&format!(" closed_by={closer}"));

@@ -13,7 +13,8 @@ use crate::base::rng::Seeded;
 use crate::base::sync::lock;
 use crate::epmd::Epmd;
 use crate::events::Events;
-use crate::partition::{Faults, NodeName, Pattern};
+use crate::partition::names::KnownNodes;
+use crate::partition::{Faults, Pattern};
 use crate::proxy::Proxy;
 
 /// How the control port behaves; fixed at start-up.
@@ -91,10 +92,11 @@ impl Control {
         let mut nodes: Vec<String> = registered
             .into_iter()
             .filter(|name| {
-                let node = self.proxy.learned.get(name).unwrap_or_else(|| NodeName {
-                    alive: name.clone(),
-                    host: None,
-                });
+                let node = self
+                    .proxy
+                    .learned
+                    .get(name)
+                    .unwrap_or_else(|| self.proxy.local_node(name));
                 Pattern::parse(name).is_ok_and(|p| p == Pattern::Alive(name.clone()))
                     && !faults.is_exempt(&node)
             })
@@ -104,15 +106,43 @@ impl Control {
         nodes
     }
 
-    /// The patterns among `patterns` that name no registered node (host
-    /// patterns are never said to: hosts are learnt from handshakes).
+    /// The nodes known by name: every registered node (on the host a
+    /// handshake showed, else on this machine) and every live link's end
+    /// whose handshake named it (e.g. a `-dist_listen false` node).
+    pub fn known_nodes(&self) -> KnownNodes {
+        let mut known = KnownNodes::default();
+        for link in self.proxy.links.snapshot() {
+            for node in link.initiator().into_iter().chain([link.target()]) {
+                known.insert(&node.alive, node.host.clone());
+            }
+        }
+        for node in lock(&self.epmd.registry).nodes() {
+            let host = match self.proxy.learned.get(&node.name) {
+                Some(full) => full.host,
+                None => self.proxy.here(),
+            };
+            known.insert(&node.name, host);
+        }
+        known
+    }
+
+    /// The patterns among `patterns` that name no registered node and no
+    /// end of a live link (host patterns are never said to: a host may
+    /// be any node's).
     pub fn unregistered<'p>(&self, patterns: impl Iterator<Item = &'p Pattern>) -> Vec<String> {
+        let links = self.proxy.links.snapshot();
         let registry = lock(&self.epmd.registry);
+        let live = |pattern: &Pattern| {
+            links.iter().any(|link| {
+                let ends = link.initiator().into_iter().chain([link.target()]);
+                ends.into_iter().any(|node| pattern.matches(node))
+            })
+        };
         patterns
             .filter(|pattern| match pattern {
                 Pattern::Host(_) => false,
                 Pattern::Alive(alive) | Pattern::Full { alive, .. } => {
-                    !registry.nodes().iter().any(|node| node.name == *alive)
+                    !registry.nodes().iter().any(|node| node.name == *alive) && !live(pattern)
                 }
             })
             .map(ToString::to_string)

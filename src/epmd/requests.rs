@@ -33,6 +33,10 @@ pub fn alive2(epmd: &Epmd, stream: TcpStream, info: NodeInfo, peer: IpAddr) {
         }
     };
     let reply = wire::encode_alive2_reply(extended, 0, registration.creation);
+    if let (Ok(node_end), Ok(epmd_end)) = (stream.peer_addr(), stream.local_addr()) {
+        let local_nodes = &epmd.proxy.local_nodes;
+        local_nodes.registered(registration.id, &name, node_end, epmd_end);
+    }
     let stream = Arc::new(stream);
     epmd.keep_alive_socket(registration.id, Arc::clone(&stream));
     if let Err(err) = (&*stream).write_all(&reply) {
@@ -50,6 +54,7 @@ pub fn alive2(epmd: &Epmd, stream: TcpStream, info: NodeInfo, peer: IpAddr) {
         epmd.events.publish(&Event::NodeDown { name });
     }
     epmd.take_alive_socket(registration.id);
+    epmd.proxy.local_nodes.unregistered(registration.id);
     lock(&epmd.registry).unregister(registration.id);
     let _ = stream.shutdown(Shutdown::Both);
 }

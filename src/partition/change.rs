@@ -6,9 +6,10 @@
 
 use std::fmt;
 
-use super::names::{group_text, Pattern};
+use super::names::{group_text, KnownNodes, Pattern};
 use super::rules::{
-    format_duration, islands_text, pair_count, Delay, Islands, Rate, Target, MAX_RULES,
+    format_duration, islands_text, pair_count, pairs_across, Delay, Islands, Rate, Target,
+    MAX_RULES,
 };
 use super::set::PartitionSet;
 use super::shapes::Layout;
@@ -61,6 +62,9 @@ pub enum Refused {
     BecameExempt { named: Pattern, shape: String },
     /// The change would take the rules past [`MAX_RULES`].
     TooMany { adds: usize, in_force: usize },
+    /// A `fix` or `clear` that matches nothing in force (the faults that
+    /// are, one per line as `status` shows them).
+    NoSuchFault { in_force: Vec<String> },
 }
 
 impl fmt::Display for Refused {
@@ -84,6 +88,12 @@ impl fmt::Display for Refused {
                 f,
                 "too many faults: this names {adds} node pairs, {in_force} rules are in force, the limit is {MAX_RULES} (heal, or name fewer nodes)"
             ),
+            Refused::NoSuchFault { in_force } if in_force.is_empty() => {
+                f.write_str("no such fault in force (nothing is in force)")
+            }
+            Refused::NoSuchFault { in_force } => {
+                write!(f, "no such fault in force (in force: {})", in_force.join("; "))
+            }
         }
     }
 }
@@ -163,15 +173,43 @@ impl fmt::Display for Change {
     }
 }
 
+/// Every spelling of every pair (see [`KnownNodes::spellings`]).
+fn all_spellings(pairs: Vec<(Pattern, Pattern)>, known: &KnownNodes) -> Vec<(Pattern, Pattern)> {
+    let mut out = Vec::new();
+    for (a, b) in pairs {
+        for a in known.spellings(&a) {
+            for b in known.spellings(&b) {
+                if !out.contains(&(a.clone(), b.clone())) {
+                    out.push((a.clone(), b));
+                }
+            }
+        }
+    }
+    out
+}
+
 impl PartitionSet {
     /// Checks `change` and applies all of it, or refuses it whole.
-    pub fn apply(&mut self, change: &Change) -> Result<Applied, Refused> {
+    /// Removals (`fix`, `clear`, `rejoin`) also remove what they name in
+    /// another spelling of the same `known` nodes; a `fix` or `clear` that
+    /// removes nothing is refused.
+    pub fn apply(&mut self, change: &Change, known: &KnownNodes) -> Result<Applied, Refused> {
         self.check(change)?;
         let count = match change {
             Change::Cut(target) => self.hold(target.pairs()),
-            Change::Fix(target) => self.release(target.pairs()),
+            Change::Fix(target) => self.release(all_spellings(target.pairs(), known)),
             Change::Isolate(nodes) => nodes.iter().filter(|node| self.isolate(node)).count(),
-            Change::Rejoin(nodes) => nodes.iter().filter(|node| self.rejoin(node)).count(),
+            Change::Rejoin(nodes) => nodes
+                .iter()
+                .filter(|node| {
+                    let removed = known
+                        .spellings(node)
+                        .iter()
+                        .filter(|s| self.rejoin(s))
+                        .count();
+                    removed > 0
+                })
+                .count(),
             Change::Delay(islands, delay) => {
                 self.set_delay(islands, *delay);
                 0
@@ -180,7 +218,7 @@ impl PartitionSet {
                 self.set_rate(islands, *rate);
                 0
             }
-            Change::Clear(islands) => self.clear(islands),
+            Change::Clear(islands) => self.unshape(all_spellings(pairs_across(islands), known)),
             Change::Reset(_) => 0,
             Change::Heal => {
                 self.heal();
@@ -190,6 +228,11 @@ impl PartitionSet {
             Change::Unexempt(nodes) => nodes.iter().filter(|node| self.unexempt(node)).count(),
             Change::Layout(layout) => layout.islands().iter().map(|i| self.cut(i)).sum(),
         };
+        if count == 0 && matches!(change, Change::Fix(_) | Change::Clear(_)) {
+            return Err(Refused::NoSuchFault {
+                in_force: self.describe(),
+            });
+        }
         Ok(Applied { count })
     }
 

@@ -8,7 +8,7 @@
 use std::sync::{Arc, RwLock, RwLockReadGuard};
 
 use super::change::{Applied, Change, Refused};
-use super::names::Pattern;
+use super::names::{KnownNodes, Pattern};
 use super::set::PartitionSet;
 use crate::base::sync::{read, write, Notifier};
 
@@ -37,8 +37,9 @@ impl Faults {
 
     /// Checks `change` and applies it whole under one write lock, then
     /// wakes every relay. Nothing is applied when it is refused.
-    pub fn apply(&self, change: &Change) -> Result<Applied, Refused> {
-        let applied = write(&self.set).apply(change)?;
+    /// `known`: the nodes by name, for removals spelled another way.
+    pub fn apply(&self, change: &Change, known: &KnownNodes) -> Result<Applied, Refused> {
+        let applied = write(&self.set).apply(change, known)?;
         self.changes.bump();
         Ok(applied)
     }
@@ -91,7 +92,7 @@ mod tests {
                         let (faults, start, change) = (&faults, &start, cut(prefix));
                         scope.spawn(move || {
                             start.wait();
-                            faults.apply(&change).is_ok()
+                            faults.apply(&change, &KnownNodes::default()).is_ok()
                         })
                     })
                     .into_iter()
@@ -134,8 +135,12 @@ mod tests {
                 })
                 .collect();
             for _ in 0..20_000 {
-                faults.apply(&isolate).expect("isolate");
-                faults.apply(&rejoin).expect("rejoin");
+                faults
+                    .apply(&isolate, &KnownNodes::default())
+                    .expect("isolate");
+                faults
+                    .apply(&rejoin, &KnownNodes::default())
+                    .expect("rejoin");
             }
             done.store(true, Ordering::Relaxed);
             readers.into_iter().map(|r| r.join().expect("reader")).sum()
@@ -147,14 +152,15 @@ mod tests {
     fn a_refused_change_changes_nothing_and_wakes_nobody() {
         let faults = Faults::new(&[p("runner")]);
         let before = faults.changes().generation();
-        let refused = faults.apply(&Change::Isolate(vec![p("n1"), p("runner")]));
+        let known = KnownNodes::default();
+        let refused = faults.apply(&Change::Isolate(vec![p("n1"), p("runner")]), &known);
         assert!(
             matches!(refused, Err(Refused::Exempt { .. })),
             "{refused:?}"
         );
         assert!(faults.read().is_empty(), "n1 was not isolated either");
         assert_eq!(faults.changes().generation(), before);
-        faults.apply(&Change::Heal).expect("heal");
+        faults.apply(&Change::Heal, &known).expect("heal");
         assert_ne!(faults.changes().generation(), before);
     }
 }

@@ -12,11 +12,31 @@ pub mod names;
 pub mod rules;
 pub mod set;
 pub mod shapes;
-#[cfg(test)]
-pub(crate) mod testing;
 
 pub use change::{Applied, Change, ChangeKind, Refused};
 pub use door::Faults;
 pub use names::{NodeName, Pattern};
 pub use rules::{Delay, Islands, Rate, Shaping, Target};
 pub use set::PartitionSet;
+
+/// Short constructors for the partition room's tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::names::{NodeName, Pattern};
+    use super::rules::Islands;
+
+    pub fn p(text: &str) -> Pattern {
+        Pattern::parse(text).expect("valid pattern")
+    }
+
+    pub fn n(text: &str) -> NodeName {
+        NodeName::parse(text)
+    }
+
+    /// `&[&["a", "b"], &["c"]]` → the islands `a,b | c`.
+    pub fn islands(spec: &[&[&str]]) -> Islands {
+        spec.iter()
+            .map(|island| island.iter().map(|name| p(name)).collect())
+            .collect()
+    }
+}

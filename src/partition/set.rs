@@ -103,13 +103,19 @@ impl PartitionSet {
         }
     }
 
-    /// Removes delays and caps across the islands. Returns how many
-    /// directed pairs had one.
-    pub fn clear(&mut self, islands: &Islands) -> usize {
-        pairs_across(islands)
+    /// Removes the delay and cap of each directed pair. Returns how many
+    /// had one.
+    pub fn unshape(&mut self, pairs: Vec<(Pattern, Pattern)>) -> usize {
+        pairs
             .iter()
             .filter(|pair| self.shaping.remove(pair).is_some())
             .count()
+    }
+
+    /// Removes delays and caps across the islands. Returns how many
+    /// directed pairs had one.
+    pub fn clear(&mut self, islands: &Islands) -> usize {
+        self.unshape(pairs_across(islands))
     }
 
     /// Makes `node` exempt and removes the faults that name it (a cut

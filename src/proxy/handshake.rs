@@ -75,13 +75,14 @@ pub fn parse_send_name(received: &[u8]) -> SendName {
 /// - `n` Version:16 Flags:32 Challenge:32 Name (old form), or
 /// - `N` Flags:64 Challenge:32 Creation:32 Nlen:16 Name (OTP 23+).
 ///
-/// Any status but `ok`/`ok_simultaneous` means no challenge follows.
+/// Any status but `ok`, `ok_simultaneous` or `named:` (a dynamic name
+/// assigned to the initiator) means no challenge follows.
 pub fn parse_challenge(received: &[u8]) -> SendName {
     let status = match message_at(received, 0) {
         Ok(status) => status,
         Err(not_yet) => return not_yet,
     };
-    if !status.starts_with(b"sok") {
+    if !status.starts_with(b"sok") && !status.starts_with(NAMED_STATUS) {
         return SendName::Unknown;
     }
     let message = match message_at(received, 2 + status.len()) {
@@ -94,6 +95,34 @@ pub fn parse_challenge(received: &[u8]) -> SendName {
         _ => None,
     };
     named(name)
+}
+
+/// The status that assigns a dynamic name: `s` `named:` Nlen:16 Name
+/// Creation:32 (OTP 23+).
+const NAMED_STATUS: &[u8] = b"snamed:";
+
+/// The full name the accepting node assigned the initiator in a `named:`
+/// status (the initiator asked for one with `DFLAG_NAME_ME`), if the bytes
+/// received so far begin with one.
+pub fn parse_assigned(received: &[u8]) -> Option<String> {
+    let status = message_at(received, 0).ok()?;
+    let rest = status.strip_prefix(NAMED_STATUS)?;
+    let len = usize::from(be16(rest, 0)?);
+    match named(rest.get(2..2 + len)) {
+        SendName::Name(name) => Some(name),
+        _ => None,
+    }
+}
+
+/// Encodes a `named:` status (used by tests that play a node).
+pub fn encode_named_status(name: &str, creation: u32) -> Vec<u8> {
+    let mut body = NAMED_STATUS.to_vec();
+    body.extend_from_slice(&(name.len() as u16).to_be_bytes());
+    body.extend_from_slice(name.as_bytes());
+    body.extend_from_slice(&creation.to_be_bytes());
+    let mut out = (body.len() as u16).to_be_bytes().to_vec();
+    out.extend_from_slice(&body);
+    out
 }
 
 /// `alive@host`, both parts non-empty and printable.
@@ -236,5 +265,24 @@ mod tests {
         let n = bad.len();
         bad[n - 1] = 0xff;
         assert_eq!(parse_send_name(&bad), SendName::Unknown);
+    }
+
+    #[test]
+    fn a_named_status_assigns_the_initiator_its_name() {
+        let status = encode_named_status("k2@host", 7);
+        let challenge = encode_status_and_challenge_v6(0, 1, 2, "n2@host");
+        // The challenge that follows a `named:` status is read as after `ok`.
+        let ok_len = 2 + usize::from(u16::from_be_bytes([challenge[0], challenge[1]]));
+        let mut both = status.clone();
+        both.extend_from_slice(&challenge[ok_len..]);
+        assert_eq!(parse_assigned(&both), Some("k2@host".to_owned()));
+        assert_eq!(parse_challenge(&both), SendName::Name("n2@host".into()));
+        assert_eq!(parse_assigned(&status[..status.len() - 1]), None);
+        assert_eq!(
+            parse_assigned(&challenge),
+            None,
+            "an ok status assigns nothing"
+        );
+        assert_eq!(parse_assigned(&encode_named_status("nohost", 1)), None);
     }
 }

@@ -7,10 +7,11 @@
 use std::collections::{BTreeMap, HashMap};
 use std::net::{Shutdown, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, TryLockError};
 use std::time::{Duration, Instant};
 
 use crate::base::sync::lock;
+use crate::partition::names::Host;
 use crate::partition::{Faults, NodeName, PartitionSet, Shaping};
 
 /// Longest a held direction sleeps before it looks at the faults again,
@@ -32,6 +33,27 @@ impl Direction {
     }
 }
 
+/// How an end of a link was learnt when its handshake did not name it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Learnt {
+    /// The process that opened the link holds a registration's socket.
+    Process,
+    /// The target's status assigned the initiator its name (`named:`).
+    Status,
+    /// The target is the node registered here under the name looked up.
+    Registration,
+}
+
+impl std::fmt::Display for Learnt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Learnt::Process => "process",
+            Learnt::Status => "status",
+            Learnt::Registration => "registration",
+        })
+    }
+}
+
 /// One live proxied connection.
 pub struct Link {
     pub id: u64,
@@ -42,16 +64,20 @@ pub struct Link {
     /// earlier link).
     target_full: OnceLock<NodeName>,
     /// The target as faults see it while its full name is not known: its
-    /// registered name with an empty host, which no pattern names (a
-    /// pattern's host is never empty). So `n1` applies from the first
-    /// byte, but `n1@h1` or `*@h1` only once the host is known: with one
-    /// proxy per host, the `app` registered here may well be `app@h2`,
-    /// and holding its first link for a fault on `app@h1` would hold it
-    /// for good (nothing would ever teach the proxy its host).
-    target_host_unknown: NodeName,
-    /// The node that connected; set once the handshake has been read
-    /// (`None` inside: it could not be read).
+    /// registered name on this machine (it registered here), so `n1`
+    /// applies from the first byte, and `n1@h` or `*@h` too when `h` is
+    /// one of this machine's names or addresses. A host named otherwise
+    /// applies once the challenge shows it.
+    target_here: NodeName,
+    /// How the target's full name was learnt, when not from its challenge.
+    target_by: OnceLock<Learnt>,
+    /// The node that connected as its handshake named it; set once the
+    /// handshake has been read (`None` inside: it could not be read).
     initiator: OnceLock<Option<NodeName>>,
+    /// The initiator learnt another way, when the handshake could not
+    /// name it: from the process that opened the link, or from the name
+    /// the target assigned it (dynamic node names).
+    initiator_late: OnceLock<(NodeName, Learnt)>,
     pub proxy_port: u16,
     pub opened: Instant,
     bytes: [AtomicU64; 2],
@@ -74,10 +100,11 @@ impl Link {
         id: u64,
         target: &str,
         learned: Option<NodeName>,
+        here: Host,
         proxy_port: u16,
-        client: TcpStream,
-        upstream: TcpStream,
+        sockets: (TcpStream, TcpStream),
     ) -> Link {
+        let (client, upstream) = sockets;
         let target_full = OnceLock::new();
         if let Some(full) = learned {
             let _ = target_full.set(full);
@@ -86,11 +113,10 @@ impl Link {
             id,
             target_alive: NodeName::parse(target),
             target_full,
-            target_host_unknown: NodeName {
-                alive: target.to_owned(),
-                host: Some(String::new()),
-            },
+            target_here: NodeName::on(target, here),
+            target_by: OnceLock::new(),
             initiator: OnceLock::new(),
+            initiator_late: OnceLock::new(),
             proxy_port,
             opened: Instant::now(),
             bytes: Default::default(),
@@ -117,6 +143,33 @@ impl Link {
     /// Records the initiator as read from its handshake (`None`: unreadable).
     pub fn set_initiator(&self, name: Option<NodeName>) {
         let _ = self.initiator.set(name);
+    }
+
+    /// Records the initiator learnt after its handshake (see [`Learnt`]);
+    /// false if it was known already.
+    pub fn learn_initiator(&self, name: NodeName, by: Learnt) -> bool {
+        self.initiator().is_none() && self.initiator_late.set((name, by)).is_ok()
+    }
+
+    /// The target's challenge could not be read: from now on it is the
+    /// node registered here, on this machine.
+    pub fn target_is_here(&self) {
+        if self.target_full.set(self.target_here.clone()).is_ok() {
+            let _ = self.target_by.set(Learnt::Registration);
+        }
+    }
+
+    /// How each end was learnt, when not from the handshake: e.g.
+    /// ` from_by=process to_by=registration` (empty when both were read).
+    pub fn learnt_note(&self) -> String {
+        let mut note = String::new();
+        if let Some((_, by)) = self.initiator_late.get() {
+            note.push_str(&format!(" from_by={by}"));
+        }
+        if let Some(by) = self.target_by.get() {
+            note.push_str(&format!(" to_by={by}"));
+        }
+        note
     }
 
     /// Records the target's full name from its challenge (unless an
@@ -157,16 +210,22 @@ impl Link {
 
     /// The initiator, if known yet.
     pub fn initiator(&self) -> Option<&NodeName> {
-        self.initiator.get().and_then(Option::as_ref)
+        let late = self.initiator_late.get().map(|(name, _)| name);
+        self.initiator.get().and_then(Option::as_ref).or(late)
+    }
+
+    /// True once the handshake was read and no way told who sent it.
+    pub fn initiator_unknowable(&self) -> bool {
+        self.initiator.get().is_some() && self.initiator().is_none()
     }
 
     /// The initiator for display: its name, `?` while the handshake is
-    /// pending, `unknown` when it could not be read.
+    /// pending, `unknown` when it could not be learnt.
     pub fn initiator_label(&self) -> String {
-        match self.initiator.get() {
-            None => "?".to_owned(),
-            Some(None) => "unknown".to_owned(),
-            Some(Some(name)) => name.to_string(),
+        match (self.initiator(), self.initiator.get()) {
+            (Some(name), _) => name.to_string(),
+            (None, None) => "?".to_owned(),
+            (None, Some(_)) => "unknown".to_owned(),
         }
     }
 
@@ -191,15 +250,15 @@ impl Link {
     ///
     /// Until the target's host is known, the two directions err on
     /// opposite sides, so that neither a cut is crossed nor a link stuck
-    /// for good: bytes *to* the target are matched as if it were on no
-    /// named host (its answer to them is how the proxy learns the host),
-    /// bytes *from* it as if it were on every host (it may answer
-    /// `alive` and send its name only later, and must not cross a cut
-    /// meanwhile).
+    /// for good: bytes *to* the target are matched as if it were on one
+    /// of this machine's names (it registered here; its answer to them is
+    /// how the proxy learns the host it calls itself), bytes *from* it as
+    /// if it were on every host (it may answer `alive` and send its name
+    /// only later, and must not cross a cut meanwhile).
     fn ends(&self, direction: Direction) -> (Option<&NodeName>, Option<&NodeName>) {
         match (direction, self.target_full.get()) {
             (Direction::Up, Some(target)) => (self.initiator(), Some(target)),
-            (Direction::Up, None) => (self.initiator(), Some(&self.target_host_unknown)),
+            (Direction::Up, None) => (self.initiator(), Some(&self.target_here)),
             (Direction::Down, Some(target)) => (Some(target), self.initiator()),
             (Direction::Down, None) => (Some(&self.target_alive), self.initiator()),
         }
@@ -223,8 +282,10 @@ impl Link {
     pub fn drain_gate(&self, direction: Direction, patience: Duration) -> bool {
         let deadline = Instant::now() + patience;
         loop {
-            if self.gates[direction.index()].try_lock().is_ok() {
-                return true;
+            // A gate poisoned by a panicking pump is not held by anyone.
+            match self.gates[direction.index()].try_lock() {
+                Ok(_) | Err(TryLockError::Poisoned(_)) => return true,
+                Err(TryLockError::WouldBlock) => {}
             }
             if Instant::now() >= deadline {
                 return false;

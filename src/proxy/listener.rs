@@ -215,7 +215,8 @@ fn accept_and_relay(
     };
     let learned = proxy.learned.get(&upstream.name);
     let id = proxy.links.next_id();
-    let link = Arc::new(Link::new(id, &upstream.name, learned, port, client, node));
+    let (here, sockets) = (proxy.here(), (client, node));
+    let link = Arc::new(Link::new(id, &upstream.name, learned, here, port, sockets));
     proxy.links.insert(Arc::clone(&link));
     relay(proxy, &link);
 }

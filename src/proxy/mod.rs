@@ -9,6 +9,7 @@ pub mod buffer;
 pub mod handshake;
 pub mod link;
 pub mod listener;
+pub mod local_nodes;
 pub mod pump;
 pub mod relay;
 pub mod room;

@@ -84,7 +84,7 @@ impl<'a> Pump<'a> {
             end: None,
             timed_reads: false,
             next_send: Instant::now(),
-            random: proxy.jitter_rng(link.id),
+            random: proxy.jitter_rng(link.id, direction),
         }
     }
 

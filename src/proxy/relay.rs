@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::buffer::RelayBuffer;
-use super::handshake::{parse_challenge, parse_send_name, SendName, MAX_SEND_NAME};
-use super::link::{Direction, Link};
+use super::handshake::{parse_assigned, parse_challenge, parse_send_name, SendName, MAX_SEND_NAME};
+use super::link::{Direction, Learnt, Link};
 use super::pump::{End, Pump};
 use super::room::Proxy;
 use crate::base::sync::spawn;
@@ -92,7 +92,12 @@ pub fn relay(proxy: &Arc<Proxy>, link: &Arc<Link>) {
     // dribbles) must not hold a link, its threads and sockets forever.
     let patience = Some(proxy.settings.handshake_timeout);
     let handshake = read_handshake(link.client(), &mut buffer, parse_send_name, patience);
+    let unreadable = handshake.name.is_none() && handshake.end.is_none();
     link.set_initiator(handshake.name);
+    if unreadable {
+        // TLS, a dynamic name, or garbage: the slow path.
+        identify_opener(proxy, link);
+    }
     // A cut naming the initiator may apply now.
     proxy.faults.changes().bump();
     proxy.events.publish(&Event::LinkOpen {
@@ -113,6 +118,19 @@ pub fn relay(proxy: &Arc<Proxy>, link: &Arc<Link>) {
     Pump::new(proxy, link, Direction::Up, buffer).run(handshake.received, handshake.end);
 }
 
+/// The process that opened `link` holds a registration's socket: that
+/// node is the initiator (it is on this machine).
+fn identify_opener(proxy: &Proxy, link: &Link) {
+    let (Ok(initiator_end), Ok(proxy_end)) =
+        (link.client().peer_addr(), link.client().local_addr())
+    else {
+        return;
+    };
+    if let Some(name) = proxy.local_nodes.opener_of(initiator_end, proxy_end) {
+        link.learn_initiator(proxy.local_node(&name), Learnt::Process);
+    }
+}
+
 /// The Down thread: reads the target's challenge (learning its full
 /// name), then pumps.
 fn relay_down(proxy: &Proxy, link: &Link) {
@@ -120,11 +138,17 @@ fn relay_down(proxy: &Proxy, link: &Link) {
     // No deadline here: while a cut holds the initiator's name, the
     // target rightly says nothing, and the link must stall, not close.
     let challenge = read_handshake(link.upstream(), &mut buffer, parse_challenge, None);
-    if let Some(full) = challenge.name {
-        if link.learn_target(&full) {
-            proxy.learned.learn(&full);
-            proxy.faults.changes().bump();
-        }
+    if let Some(assigned) = parse_assigned(&challenge.received) {
+        // A dynamic node name: the target named the initiator.
+        link.learn_initiator(NodeName::parse(&assigned), Learnt::Status);
     }
+    match challenge.name {
+        Some(full) if link.learn_target(&full) => proxy.learned.learn(&full),
+        Some(_) => {}
+        // Encrypted (TLS) or not a challenge: the node registered here.
+        None if challenge.end.is_none() => link.target_is_here(),
+        None => {}
+    }
+    proxy.faults.changes().bump();
     Pump::new(proxy, link, Direction::Down, buffer).run(challenge.received, challenge.end);
 }

@@ -10,11 +10,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::link::{Direction, LearnedNames, Link, LinkTable};
+use super::local_nodes::LocalNodes;
 use crate::base::rng::Rng;
 use crate::events::Events;
+use crate::partition::names::Host;
 use crate::partition::rules::Islands;
 use crate::partition::set::crosses;
-use crate::partition::Faults;
+use crate::partition::{Faults, NodeName};
 
 /// How the proxy treats links; fixed at start-up.
 #[derive(Clone, Debug)]
@@ -50,6 +52,11 @@ pub struct Proxy {
     pub events: Arc<Events>,
     pub links: LinkTable,
     pub learned: LearnedNames,
+    /// The nodes registered here and the sockets they registered over.
+    pub local_nodes: LocalNodes,
+    /// This machine's host names and addresses: a node registered here
+    /// is on one of them.
+    pub local_hosts: Arc<[String]>,
     /// Proxy listeners handed out and not yet connected to or expired.
     pub(super) pending_listeners: AtomicUsize,
     /// The seed each link's jitter generator is derived from.
@@ -62,6 +69,7 @@ impl Proxy {
         faults: Faults,
         events: Arc<Events>,
         seed: u64,
+        local_hosts: Vec<String>,
     ) -> Arc<Proxy> {
         Arc::new(Proxy {
             settings,
@@ -69,9 +77,22 @@ impl Proxy {
             events,
             links: LinkTable::default(),
             learned: LearnedNames::default(),
+            local_nodes: LocalNodes::default(),
+            local_hosts: Arc::from(local_hosts),
             pending_listeners: AtomicUsize::new(0),
             seed: AtomicU64::new(seed),
         })
+    }
+
+    /// This machine as a node's host: one of its names or addresses.
+    pub fn here(&self) -> Host {
+        Host::OneOf(Arc::clone(&self.local_hosts))
+    }
+
+    /// The node registered here as `alive`, as faults see it before a
+    /// handshake names its host.
+    pub fn local_node(&self, alive: &str) -> NodeName {
+        NodeName::on(alive, self.here())
     }
 
     /// Links opened from now on draw their jitter from `seed`.
@@ -79,10 +100,12 @@ impl Proxy {
         self.seed.store(seed, Ordering::SeqCst);
     }
 
-    /// The jitter generator of link `id`: the same seed and link number
-    /// give the same jitter.
-    pub fn jitter_rng(&self, id: u64) -> Rng {
-        Rng::for_stream(self.seed.load(Ordering::SeqCst), id)
+    /// The jitter generator of `direction` of link `id`: the same seed,
+    /// link number and direction give the same jitter; the two directions
+    /// of a link draw apart.
+    pub fn jitter_rng(&self, id: u64, direction: Direction) -> Rng {
+        let stream = id.wrapping_mul(2).wrapping_add(direction.index() as u64);
+        Rng::for_stream(self.seed.load(Ordering::SeqCst), stream)
     }
 
     /// Waits for the writes in progress on every direction the faults

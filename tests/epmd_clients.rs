@@ -19,10 +19,9 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{
-    drain_lines, epmd_names, fake, kill_group, program_on_path, require_erl, wait_until,
-    wait_until_ok, NodeOptions, Proxy,
-};
+use common::epmd::epmd_names;
+use common::process::{drain_lines, kill_group};
+use common::{fake, program_on_path, require_erl, wait_until, wait_until_ok, NodeOptions, Proxy};
 use epmdpxy::epmd::wire::NodeInfo;
 
 /// How long an `epmd` client run may take.

@@ -17,7 +17,8 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{drain_lines, fake, require_erl, wait_until, NodeOptions, Proxy};
+use common::process::drain_lines;
+use common::{fake, require_erl, wait_until, NodeOptions, Proxy};
 use epmdpxy::epmd::wire;
 use epmdpxy::proxy::handshake::encode_send_name_v6;
 

@@ -35,7 +35,9 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{append_line, kill_group, require_erl, wait_until, wait_until_ok, Proxy};
+use common::erl::{DRIVER, REPLY_MARKER};
+use common::process::{append_line, kill_group};
+use common::{require_erl, wait_until, wait_until_ok, Proxy};
 
 const EPMDPXY: &str = env!("CARGO_BIN_EXE_epmdpxy");
 
@@ -478,7 +480,7 @@ impl HostNode {
             .args(["-start_epmd", "false"])
             .args(["-kernel", "net_ticktime", "2"])
             .args(["-kernel", "net_setuptime", "3"])
-            .args(["-eval", common::DRIVER])
+            .args(["-eval", DRIVER])
             .env("ERL_EPMD_PORT", EPMD_PORT)
             .env_remove("ERL_FLAGS")
             .env_remove("ERL_AFLAGS")
@@ -497,7 +499,7 @@ impl HostNode {
         let log = Arc::clone(&output);
         thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                match line.strip_prefix(common::REPLY_MARKER) {
+                match line.strip_prefix(REPLY_MARKER) {
                     Some(reply) => {
                         let _ = reply_tx.send(reply.to_owned());
                     }

@@ -6,9 +6,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{
-    check_views, epmd_names, require_erl, wait_until, wait_until_ok, ErlNode, NodeOptions, Proxy,
-};
+use common::epmd::epmd_names;
+use common::{check_views, require_erl, wait_until, wait_until_ok, ErlNode, NodeOptions, Proxy};
 
 /// How long a cut or a heal may take to show in every node's `nodes()`.
 /// With `net_ticktime 2` a silent link is declared down after 2–3 s.

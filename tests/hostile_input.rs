@@ -25,6 +25,7 @@ use std::sync::Mutex;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use common::proxy::items;
 use common::{fake, wait_until, wait_until_ok, Proxy};
 use epmdpxy::epmd::wire::{self, NodeInfo};
 use epmdpxy::proxy::handshake::{encode_send_name_v5, encode_send_name_v6, DFLAG_NAME_ME};
@@ -295,14 +296,14 @@ fn registered(proxy: &Proxy) -> BTreeSet<String> {
     let reply = proxy.ctl("nodes");
     let header = reply.lines().next().unwrap_or_default();
     assert!(header.starts_with("OK "), "nodes: {reply}");
-    fake::items(&reply)
+    items(&reply)
         .filter_map(|line| line.split(' ').next().map(str::to_owned))
         .collect()
 }
 
 /// Number of live links, from `links`.
 fn link_count(proxy: &Proxy) -> usize {
-    fake::items(&proxy.ctl("links")).count()
+    items(&proxy.ctl("links")).count()
 }
 
 fn names(list: &[&str]) -> BTreeSet<String> {

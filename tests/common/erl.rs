@@ -1,5 +1,6 @@
 //! Real Erlang nodes: `ErlNode` runs `erl` in its own process group and
-//! drives it over stdin/stdout with a small evaluator (`DRIVER`).
+//! drives it over stdin/stdout with a small evaluator (`DRIVER`); and what
+//! the nodes of a cluster see of each other (`check_views`, `await_mesh`).
 
 use std::io::Write;
 use std::os::unix::process::CommandExt;
@@ -10,7 +11,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use super::process::{append_line, kill_group, lossy_lines};
-use super::POLL_INTERVAL;
+use super::{wait_until_ok, POLL_INTERVAL};
 
 /// How long an Erlang node may take to boot, register and answer.
 const NODE_START_TIMEOUT: Duration = Duration::from_secs(20);
@@ -75,8 +76,9 @@ impl Default for NodeOptions {
 /// A real `erl` node in its own process group, driven over stdin/stdout.
 /// Dropping it kills the whole group (beam and its helper processes).
 pub struct ErlNode {
-    /// The `-sname` given at start, e.g. `n1_43211`.
-    short_name: String,
+    /// The name given at start: `-sname n1_43211` (or, for a node from
+    /// `spawn`, possibly `-name n1@10.200.0.1`).
+    name: String,
     /// `name@host` as the node itself reports it.
     full_name: String,
     child: Child,
@@ -101,9 +103,20 @@ impl ErlNode {
         if options.hidden {
             command.arg("-hidden");
         }
+        command.env("ERL_EPMD_PORT", epmd_port.to_string());
+        let mut node = ErlNode::spawn(&mut command, short_name);
+        node.wait_distributed(NODE_START_TIMEOUT);
+        node
+    }
+
+    /// Spawns `command`: an `erl` command line, or a wrapper that execs one
+    /// (`ip netns exec NS erl ...`), that names the node `name` with
+    /// `-sname` or `-name`. The driver is added as its `-eval` program, and
+    /// it runs in its own process group. Returns at once;
+    /// `wait_distributed` waits for the node.
+    pub fn spawn(command: &mut Command, name: &str) -> ErlNode {
         command
             .args(["-eval", DRIVER])
-            .env("ERL_EPMD_PORT", epmd_port.to_string())
             // Keep the node's flags exactly what this harness says.
             .env_remove("ERL_FLAGS")
             .env_remove("ERL_AFLAGS")
@@ -115,7 +128,7 @@ impl ErlNode {
             .process_group(0);
         let mut child = command
             .spawn()
-            .unwrap_or_else(|e| panic!("failed to spawn erl for node {short_name}: {e}"));
+            .unwrap_or_else(|e| panic!("failed to spawn erl for node {name}: {e}"));
 
         let stdin = child.stdin.take().expect("erl stdin is piped");
         let stdout = child.stdout.take().expect("erl stdout is piped");
@@ -143,32 +156,36 @@ impl ErlNode {
             }
         });
 
-        let mut node = ErlNode {
-            short_name: short_name.to_string(),
+        ErlNode {
+            name: name.to_string(),
             full_name: String::new(),
             child,
             stdin: Some(stdin),
             replies,
             output,
-        };
-        // The driver only runs once boot is complete, and distribution
-        // (including the EPMD registration) starts during boot, so a real
-        // node name here means the node is registered and answering.
-        let reply = node.eval_with_timeout("node().", NODE_START_TIMEOUT);
+        }
+    }
+
+    /// Waits up to `timeout` until the node answers, and checks that it is
+    /// distributed. The driver only runs once boot is complete, and
+    /// distribution (including the EPMD registration) starts during boot,
+    /// so a real node name here means the node is registered and answering.
+    pub fn wait_distributed(&mut self, timeout: Duration) {
+        let reply = self.eval_with_timeout("node().", timeout);
         let full_name = unquote_atom(&reply);
         if !full_name.contains('@') || full_name == "nonode@nohost" {
             panic!(
-                "node {short_name} is not distributed (node() = {reply}); output:\n{}",
-                node.output()
+                "node {} is not distributed (node() = {reply}); output:\n{}",
+                self.name,
+                self.output()
             );
         }
-        node.full_name = full_name;
-        node
+        self.full_name = full_name;
     }
 
-    /// The `-sname` the node was started with.
+    /// The name the node was started with (`-sname`, or `-name`).
     pub fn short_name(&self) -> &str {
-        &self.short_name
+        &self.name
     }
 
     /// `name@host` as the node reports it.
@@ -202,7 +219,7 @@ impl ErlNode {
         }
         request.push('\n');
 
-        let name = self.short_name.clone();
+        let name = self.name.clone();
         let stdin = self
             .stdin
             .as_mut()
@@ -239,7 +256,7 @@ impl ErlNode {
     pub fn nodes(&mut self) -> Vec<String> {
         let reply = self.eval("nodes().");
         let mut nodes = parse_atom_list(&reply)
-            .unwrap_or_else(|| panic!("node {}: nodes() gave {reply:?}", self.short_name));
+            .unwrap_or_else(|| panic!("node {}: nodes() gave {reply:?}", self.name));
         nodes.sort();
         nodes
     }
@@ -252,7 +269,7 @@ impl ErlNode {
         match reply.as_str() {
             "pong" => true,
             "pang" => false,
-            other => panic!("node {}: ping {target} gave {other:?}", self.short_name),
+            other => panic!("node {}: ping {target} gave {other:?}", self.name),
         }
     }
 
@@ -276,7 +293,7 @@ impl ErlNode {
         if self.wait_for_exit(NODE_STOP_TIMEOUT).is_none() {
             panic!(
                 "node {} did not halt within {NODE_STOP_TIMEOUT:?} after stdin EOF; output:\n{}",
-                self.short_name,
+                self.name,
                 self.output()
             );
         }
@@ -302,9 +319,9 @@ impl Drop for ErlNode {
         if thread::panicking() {
             eprintln!(
                 "---- output of node {} ----\n{}---- end of node {} ----",
-                self.short_name,
+                self.name,
                 self.output(),
-                self.short_name
+                self.name
             );
         }
     }
@@ -350,4 +367,52 @@ pub fn check_views(nodes: &mut [ErlNode], expected: &[Vec<usize>]) -> Result<(),
     } else {
         Err(mismatches.join("; "))
     }
+}
+
+/// Every node connected to every other one (for `check_views`).
+pub fn full_mesh(count: usize) -> Vec<Vec<usize>> {
+    (0..count)
+        .map(|i| (0..count).filter(|&j| j != i).collect())
+        .collect()
+}
+
+/// Each node connected exactly to the other members of its island.
+pub fn islands(count: usize, islands: &[&[usize]]) -> Vec<Vec<usize>> {
+    (0..count)
+        .map(|i| {
+            let island = islands
+                .iter()
+                .find(|island| island.contains(&i))
+                .expect("every node belongs to an island");
+            island.iter().copied().filter(|&j| j != i).collect()
+        })
+        .collect()
+}
+
+/// Pings every expected peer a node does not see yet. Links are opened
+/// lazily, and while a mesh forms `global` may drop a fresh link to
+/// prevent overlapping partitions, so callers retry this per poll.
+/// Returns how many pings were sent.
+pub fn connect_missing(nodes: &mut [ErlNode], expected: &[Vec<usize>]) -> usize {
+    let full_names: Vec<String> = nodes.iter().map(|n| n.full_name().to_string()).collect();
+    let mut pings = 0;
+    for (node, peers) in nodes.iter_mut().zip(expected) {
+        let seen = node.nodes();
+        for &peer in peers {
+            if !seen.contains(&full_names[peer]) {
+                node.ping(&full_names[peer]);
+                pings += 1;
+            }
+        }
+    }
+    pings
+}
+
+/// Pings until each node sees exactly the others, for up to `timeout`.
+pub fn await_mesh(nodes: &mut [ErlNode], timeout: Duration, what: &str) {
+    let mesh = full_mesh(nodes.len());
+    wait_until_ok(timeout, what, || {
+        connect_missing(nodes, &mesh);
+        check_views(nodes, &mesh)
+    });
 }

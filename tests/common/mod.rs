@@ -1,13 +1,16 @@
 //! Shared harness for the integration tests. Every test binary includes it
 //! with `mod common;` and uses the parts it needs:
 //!
-//! - `proxy`: `Proxy`, the epmdpxy binary under test, and its control port;
+//! - `proxy`: `Proxy`, the epmdpxy binary under test, its control port and
+//!   its `ctl` client;
 //! - `erl`: real Erlang nodes (`ErlNode`) driven over stdin/stdout, and
-//!   checks of what each node sees;
-//! - `epmd`: OTP's own `epmd`;
+//!   what the nodes of a cluster see of each other;
+//! - `epmd`: OTP's own `epmd`, as a daemon (`RealEpmd`) and as a client;
 //! - `fake`: sockets that play an Erlang node on the wire;
 //! - `process`: child processes, their output and their process groups;
-//! - here: the gates for tools a test needs, and polling.
+//! - `procfs`: what /proc says about listeners and processes;
+//! - `rng`: a seeded PRNG for generated inputs;
+//! - here: the gates for what a test needs, free ports, and polling.
 //!
 //! Every child process is owned by a guard whose `Drop` kills it, so a
 //! panicking test leaves no `epmdpxy` or `beam.smp` behind.
@@ -19,19 +22,22 @@ pub mod epmd;
 pub mod erl;
 pub mod fake;
 pub mod process;
+pub mod procfs;
 pub mod proxy;
+pub mod rng;
 
 pub use erl::{check_views, ErlNode, NodeOptions};
 pub use proxy::Proxy;
 
+use std::net::{Ipv4Addr, Ipv6Addr, TcpListener};
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// Polling interval of `wait_until`.
+/// Polling interval of `wait_until`, and of every other wait in the harness.
 const POLL_INTERVAL: Duration = Duration::from_millis(50);
 
 // ---------------------------------------------------------------------------
-// Erlang availability
+// Gates: what a test needs
 // ---------------------------------------------------------------------------
 
 /// True if `program` is an executable file in a directory of `PATH`.
@@ -49,27 +55,64 @@ pub fn program_on_path(program: &str) -> bool {
     })
 }
 
-/// True if `erl` is on `PATH`.
-pub fn erl_available() -> bool {
-    program_on_path("erl")
-}
-
-/// Gate for tests that need Erlang/OTP. Returns true if `erl` is there.
-/// Without it: in CI (env `CI` set) the test fails, since a skipped test
-/// must never pass silently there; elsewhere a skip note is printed and
-/// false is returned so the test can return early.
-pub fn require_erl() -> bool {
-    if erl_available() {
+/// Gate for a test that needs `program` (from the Debian `package`).
+/// Returns true if it is on `PATH`. Without it: in CI (env `CI` set) the
+/// test fails, since a skipped test must never pass silently there;
+/// elsewhere a skip note is printed and false is returned so the test can
+/// return early.
+pub fn require_program(program: &str, package: &str) -> bool {
+    if program_on_path(program) {
         return true;
     }
     if std::env::var_os("CI").is_some() {
         panic!(
-            "`erl` is not on PATH but CI is set: this test needs Erlang/OTP \
-             (e.g. `apt-get install -y erlang-base`)"
+            "`{program}` is not on PATH but CI is set: install it (`apt-get install -y {package}`)"
         );
     }
-    eprintln!("SKIPPED: `erl` is not on PATH; install Erlang/OTP to run this test");
+    eprintln!(
+        "SKIPPED: `{program}` is not on PATH; install it (`apt-get install -y {package}`) to run this test"
+    );
     false
+}
+
+/// Gate for tests that need Erlang/OTP's `erl` (see `require_program`).
+pub fn require_erl() -> bool {
+    require_program("erl", "erlang-base")
+}
+
+/// Gate for tests that need OTP's `epmd`, as a daemon or as a client (see
+/// `require_program`).
+pub fn require_epmd() -> bool {
+    require_program("epmd", "erlang-base")
+}
+
+/// True if this machine can listen on ::1.
+pub fn ipv6_loopback() -> bool {
+    TcpListener::bind((Ipv6Addr::LOCALHOST, 0)).is_ok()
+}
+
+/// Gate for the IPv6 tests: true if this machine has an IPv6 loopback;
+/// prints a skip note if not (in CI too: not every runner has one).
+pub fn require_ipv6_loopback() -> bool {
+    if ipv6_loopback() {
+        return true;
+    }
+    eprintln!("SKIPPED: this machine has no IPv6 loopback (::1 cannot be bound)");
+    false
+}
+
+// ---------------------------------------------------------------------------
+// Ports
+// ---------------------------------------------------------------------------
+
+/// A port nothing listens on right now, for a child that binds it next.
+/// Binding `[::]:0` (dual-stack on Linux) finds one free on IPv4 and IPv6
+/// alike; IPv4 only without IPv6.
+pub fn free_port() -> u16 {
+    let listener = TcpListener::bind((Ipv6Addr::UNSPECIFIED, 0))
+        .or_else(|_| TcpListener::bind((Ipv4Addr::UNSPECIFIED, 0)))
+        .expect("bind port 0");
+    listener.local_addr().expect("local address").port()
 }
 
 // ---------------------------------------------------------------------------

@@ -1,88 +1,101 @@
 //! The epmdpxy binary under test: `Proxy` starts it on free ports, waits
-//! for its ready line, talks to its control port, and kills it on drop.
+//! for its ready line, talks to its control port, and kills it on drop;
+//! `epmdpxy_ctl` runs its `ctl` client.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::RecvTimeoutError;
-use std::sync::{Arc, Mutex};
-use std::thread;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use super::erl::{ErlNode, NodeOptions};
-use super::process::drain_lines;
+use super::process::{run_text, Daemon};
 
 /// Commands whose control-port reply spans several lines ending in `END`
 /// (the proxy's own list, so the harness cannot fall behind it).
 use epmdpxy::control::command::MULTI_LINE_COMMANDS;
 
+/// The binary under test.
+pub const EPMDPXY: &str = env!("CARGO_BIN_EXE_epmdpxy");
+
 /// How long the proxy may take to print its ready line.
 const PROXY_READY_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long one control-port exchange may take.
 const CONTROL_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long one `epmdpxy ctl` run may take.
+const CTL_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// A running `epmdpxy` on free ports. Killed on drop; its log is printed
 /// if the test is panicking.
 pub struct Proxy {
     pub epmd_port: u16,
     pub control_port: u16,
-    child: Child,
-    log: Arc<Mutex<String>>,
+    daemon: Daemon,
 }
 
 impl Proxy {
     /// Starts the binary with `--port 0 --control-port 0` plus `args` and
     /// waits for its `ready epmd_port=P control_port=C` line on stderr.
     pub fn start(args: &[&str]) -> Proxy {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_epmdpxy"))
+        Proxy::launch(Command::new(EPMDPXY), args, &[])
+    }
+
+    /// As `start`, with the environment variables `env` set (the proxy
+    /// reads `ERL_EPMD_ADDRESS` and `ERL_EPMD_RELAXED_COMMAND_CHECK`).
+    pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Proxy {
+        Proxy::launch(Command::new(EPMDPXY), args, env)
+    }
+
+    /// As `start`, under `ulimit -n max_files`, so that its file
+    /// descriptors run out: a shell sets the limit, then execs the binary
+    /// in its own place (so `pid` is the proxy's).
+    pub fn start_with_max_files(max_files: u32, args: &[&str]) -> Proxy {
+        let mut shell = Command::new("sh");
+        shell.args([
+            "-c",
+            &format!("ulimit -n {max_files} && exec \"$0\" \"$@\""),
+            EPMDPXY,
+        ]);
+        Proxy::launch(shell, args, &[])
+    }
+
+    /// Runs `command` (the binary, or a wrapper that execs it) with the
+    /// port flags and `args`; none of the EPMD variables of the test's own
+    /// environment reach it, only `env`.
+    fn launch(mut command: Command, args: &[&str], env: &[(&str, &str)]) -> Proxy {
+        command
             .args(["--port", "0", "--control-port", "0"])
             .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("failed to spawn epmdpxy");
-        let stderr = child.stderr.take().expect("epmdpxy stderr is piped");
-
-        // Every line goes into the log, and is also offered on a channel
-        // until we saw "ready".
-        let (log, line_rx) = drain_lines(stderr);
-
-        let mut proxy = Proxy {
-            epmd_port: 0,
-            control_port: 0,
-            child,
-            log,
-        };
-        let deadline = Instant::now() + PROXY_READY_TIMEOUT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match line_rx.recv_timeout(left) {
-                Ok(line) => {
-                    if let Some((epmd_port, control_port)) = parse_ready_line(&line) {
-                        proxy.epmd_port = epmd_port;
-                        proxy.control_port = control_port;
-                        return proxy;
-                    }
-                }
-                Err(RecvTimeoutError::Timeout) => panic!(
-                    "epmdpxy printed no ready line within {PROXY_READY_TIMEOUT:?}; stderr so far:\n{}",
-                    proxy.log()
-                ),
-                Err(RecvTimeoutError::Disconnected) => {
-                    let status = proxy.child.wait();
-                    panic!(
-                        "epmdpxy closed stderr before its ready line (exit: {status:?}); stderr:\n{}",
-                        proxy.log()
-                    )
-                }
-            }
+            .env_remove("ERL_EPMD_ADDRESS")
+            .env_remove("ERL_EPMD_RELAXED_COMMAND_CHECK")
+            .envs(env.iter().copied());
+        let mut daemon = Daemon::spawn(&mut command, "epmdpxy");
+        match daemon.wait_for_line(PROXY_READY_TIMEOUT, parse_ready_line) {
+            Ok((epmd_port, control_port)) => Proxy {
+                epmd_port,
+                control_port,
+                daemon,
+            },
+            Err(why) => panic!(
+                "epmdpxy printed no ready line: {why}; stderr so far:\n{}",
+                daemon.log()
+            ),
         }
+    }
+
+    /// The proxy's process id.
+    pub fn pid(&self) -> u32 {
+        self.daemon.pid()
+    }
+
+    /// Waits up to `timeout` for the proxy to exit (after a KILL); its exit
+    /// code, or `None` if it is still running.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        self.daemon.wait_exit(timeout)
     }
 
     /// Everything the proxy wrote to stderr so far.
     pub fn log(&self) -> String {
-        self.log.lock().map(|log| log.clone()).unwrap_or_default()
+        self.daemon.log()
     }
 
     /// Sends one command line to the control port (new connection per call)
@@ -165,6 +178,18 @@ impl Proxy {
         names
     }
 
+    /// Sends a control command and asserts the reply starts with `OK`.
+    pub fn ctl_ok(&self, line: &str) -> String {
+        let reply = self.ctl(line);
+        assert!(reply.starts_with("OK"), "`{line}` answered {reply:?}");
+        reply
+    }
+
+    /// The lines of the control `links` reply, one per live link.
+    pub fn links(&self) -> Vec<String> {
+        items(&self.ctl("links")).map(str::to_owned).collect()
+    }
+
     /// A node name unique to this proxy, so parallel tests never share names.
     pub fn unique_name(&self, base: &str) -> String {
         format!("{base}_{}", self.epmd_port)
@@ -207,19 +232,6 @@ impl Proxy {
     }
 }
 
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if thread::panicking() {
-            eprintln!(
-                "---- epmdpxy log ----\n{}---- end of epmdpxy log ----",
-                self.log()
-            );
-        }
-    }
-}
-
 /// Finds `epmd_port=P control_port=C` in a stderr line.
 fn parse_ready_line(line: &str) -> Option<(u16, u16)> {
     let mut tokens = line.split_whitespace();
@@ -234,4 +246,29 @@ fn parse_ready_line(line: &str) -> Option<(u16, u16)> {
         }
     }
     Some((epmd_port?, control_port?))
+}
+
+/// The item lines of a multi-line control reply (`nodes`, `links`, ...):
+/// the lines after the header, without `END`.
+pub fn items(reply: &str) -> impl Iterator<Item = &str> {
+    reply.lines().skip(1).filter(|line| *line != "END")
+}
+
+/// The value of `key=` (e.g. `"port="`) among the words of an item line.
+pub fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
+    line.split_whitespace()
+        .find_map(|word| word.strip_prefix(key))
+}
+
+/// Runs `epmdpxy ctl ARGS` with `input` on its stdin and `EPMDPXY_AT` set
+/// to `at` (or removed); returns (exit code, stdout, stderr). Fails the
+/// test if it runs longer than 20 s.
+pub fn epmdpxy_ctl(at: Option<&str>, args: &[&str], input: &str) -> (i32, String, String) {
+    let mut command = Command::new(EPMDPXY);
+    command.arg("ctl").args(args);
+    match at {
+        Some(value) => command.env("EPMDPXY_AT", value),
+        None => command.env_remove("EPMDPXY_AT"),
+    };
+    run_text(&mut command, input, CTL_TIMEOUT)
 }

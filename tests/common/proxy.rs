@@ -1,10 +1,12 @@
 //! The epmdpxy binary under test: `Proxy` starts it on free ports, waits
 //! for its ready line, talks to its control port, and kills it on drop;
-//! `epmdpxy_ctl` runs its `ctl` client.
+//! `Watch` follows its event stream; `epmdpxy_ctl` runs its `ctl` client.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::process::Command;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::thread;
 use std::time::{Duration, Instant};
 
 use super::erl::{ErlNode, NodeOptions};
@@ -246,6 +248,101 @@ fn parse_ready_line(line: &str) -> Option<(u16, u16)> {
         }
     }
     Some((epmd_port?, control_port?))
+}
+
+/// How long `Watch::open` and `Watch::quit` wait for the answer.
+const WATCH_REPLY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long `Watch::wait_for` waits for its line.
+const WATCH_EVENT_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A control session in `watch` mode: a thread reads its lines as they
+/// come; the test takes them with `next_line`, `wait_for` or `events`.
+pub struct Watch {
+    stream: TcpStream,
+    lines: Receiver<String>,
+    /// Every line taken so far, after `OK watching`.
+    seen: Vec<String>,
+}
+
+impl Watch {
+    /// Opens a control session, sends `watch` and waits for `OK watching`.
+    pub fn open(proxy: &Proxy) -> Watch {
+        let mut stream =
+            TcpStream::connect(("127.0.0.1", proxy.control_port)).expect("connect to control");
+        stream.write_all(b"watch\n").expect("send watch");
+        let reader = BufReader::new(stream.try_clone().expect("clone"));
+        let (tx, lines) = mpsc::channel();
+        thread::spawn(move || {
+            for line in reader.lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut watch = Watch {
+            stream,
+            lines,
+            seen: Vec::new(),
+        };
+        let first = watch.next_line(WATCH_REPLY_TIMEOUT);
+        assert!(first.starts_with("OK watching"), "watch answered {first:?}");
+        watch.seen.clear();
+        watch
+    }
+
+    /// The next line, waiting up to `timeout` for it.
+    pub fn next_line(&mut self, timeout: Duration) -> String {
+        match self.lines.recv_timeout(timeout) {
+            Ok(line) => {
+                self.seen.push(line.clone());
+                line
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                panic!("watch: nothing within {timeout:?}; seen: {:#?}", self.seen)
+            }
+            Err(RecvTimeoutError::Disconnected) => {
+                panic!("watch stream ended; seen: {:#?}", self.seen)
+            }
+        }
+    }
+
+    /// Reads until a line contains every one of `parts`.
+    pub fn wait_for(&mut self, parts: &[&str]) {
+        let deadline = Instant::now() + WATCH_EVENT_TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = self.next_line(left.max(Duration::from_millis(1)));
+            if parts.iter().all(|p| line.contains(p)) {
+                return;
+            }
+        }
+    }
+
+    /// The text after `EVENT <time> ` of every event line that has arrived
+    /// so far (without waiting for more).
+    pub fn events(&mut self) -> Vec<String> {
+        while let Ok(line) = self.lines.try_recv() {
+            self.seen.push(line);
+        }
+        self.seen
+            .iter()
+            .filter_map(|line| line.strip_prefix("EVENT "))
+            .filter_map(|rest| rest.split_once(' ').map(|(_, text)| text.to_string()))
+            .collect()
+    }
+
+    /// Sends `quit`, reads up to `OK bye`, returns every line seen before it.
+    pub fn quit(mut self) -> Vec<String> {
+        self.stream.write_all(b"quit\n").expect("send quit");
+        loop {
+            if self.next_line(WATCH_REPLY_TIMEOUT) == "OK bye" {
+                break;
+            }
+        }
+        self.seen.pop();
+        self.seen
+    }
 }
 
 /// The item lines of a multi-line control reply (`nodes`, `links`, ...):

@@ -7,7 +7,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::epmd::epmd_names;
-use common::erl::{connect_missing, full_mesh, islands};
+use common::erl::{await_views, connect_missing, full_mesh, islands};
 use common::{check_views, require_erl, wait_until, wait_until_ok, NodeOptions, Proxy};
 
 /// How long a cut or a heal may take to show in every node's `nodes()`.
@@ -41,10 +41,12 @@ fn five_node_cut_and_fix() {
 
     // Full mesh: ping every pair rather than relying on connect_all.
     let mesh = full_mesh(nodes.len());
-    wait_until_ok(CONVERGE_TIMEOUT, "a full mesh of 5 nodes", || {
-        connect_missing(&mut nodes, &mesh);
-        check_views(&mut nodes, &mesh)
-    });
+    await_views(
+        &mut nodes,
+        &mesh,
+        CONVERGE_TIMEOUT,
+        "a full mesh of 5 nodes",
+    );
     eprintln!("full mesh after {:?}", test_start.elapsed());
 
     // Cut {n1,n2} from {n3,n4,n5}, naming nodes by their short names.

@@ -1,6 +1,6 @@
 //! Real Erlang nodes: `ErlNode` runs `erl` in its own process group and
 //! drives it over stdin/stdout with a small evaluator (`DRIVER`); and what
-//! the nodes of a cluster see of each other (`check_views`, `await_mesh`).
+//! the nodes of a cluster see of each other (`check_views`, `await_views`).
 
 use std::io::Write;
 use std::os::unix::process::CommandExt;
@@ -8,10 +8,10 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use super::process::{append_line, kill_group, lossy_lines};
-use super::{wait_until_ok, POLL_INTERVAL};
+use super::process::{append_line, kill_group, lossy_lines, wait_for_exit};
+use super::wait_until_ok;
 
 /// How long an Erlang node may take to boot, register and answer.
 const NODE_START_TIMEOUT: Duration = Duration::from_secs(20);
@@ -301,14 +301,7 @@ impl ErlNode {
     }
 
     fn wait_for_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            match self.child.try_wait() {
-                Ok(Some(status)) => return Some(status),
-                Ok(None) if Instant::now() < deadline => thread::sleep(POLL_INTERVAL),
-                _ => return None,
-            }
-        }
+        wait_for_exit(&mut self.child, timeout)
     }
 }
 
@@ -408,11 +401,16 @@ pub fn connect_missing(nodes: &mut [ErlNode], expected: &[Vec<usize>]) -> usize 
     pings
 }
 
+/// Pings the peers each node is missing until every node sees exactly
+/// its `expected` peers (see `check_views`), for up to `timeout`.
+pub fn await_views(nodes: &mut [ErlNode], expected: &[Vec<usize>], timeout: Duration, what: &str) {
+    wait_until_ok(timeout, what, || {
+        connect_missing(nodes, expected);
+        check_views(nodes, expected)
+    });
+}
+
 /// Pings until each node sees exactly the others, for up to `timeout`.
 pub fn await_mesh(nodes: &mut [ErlNode], timeout: Duration, what: &str) {
-    let mesh = full_mesh(nodes.len());
-    wait_until_ok(timeout, what, || {
-        connect_missing(nodes, &mesh);
-        check_views(nodes, &mesh)
-    });
+    await_views(nodes, &full_mesh(nodes.len()), timeout, what);
 }

@@ -50,6 +50,19 @@ pub fn drain_lines(source: impl Read + Send + 'static) -> (Arc<Mutex<String>>, R
     (log, line_rx)
 }
 
+/// Waits up to `timeout` for `child` to exit; its exit status, or `None`
+/// if it still runs.
+pub fn wait_for_exit(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return Some(status),
+            Ok(None) if Instant::now() < deadline => thread::sleep(POLL_INTERVAL),
+            _ => return None,
+        }
+    }
+}
+
 /// Sends SIGKILL to the process group `group` (a child started with
 /// `process_group(0)` leads the group whose id is its pid). Nothing
 /// happens if the group is gone.
@@ -157,16 +170,7 @@ impl Daemon {
 
     /// Waits up to `timeout` for the process to exit; its exit code.
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.exited() {
-                return status.code();
-            }
-            if Instant::now() > deadline {
-                return None;
-            }
-            thread::sleep(POLL_INTERVAL);
-        }
+        wait_for_exit(&mut self.child, timeout)?.code()
     }
 }
 

@@ -250,77 +250,50 @@ pub enum Side {
 
 /// Reads until EOF, an error, or a quiet period.
 pub fn read_reply(stream: &mut TcpStream) -> Seen {
-    let mut bytes = Vec::new();
-    let mut buf = [0u8; 8192];
-    loop {
-        let quiet = if bytes.is_empty() {
-            QUIET_NO_DATA
-        } else {
-            QUIET_AFTER_DATA
-        };
-        if stream.set_read_timeout(Some(quiet)).is_err() {
-            return Seen {
-                bytes,
-                end: End::Closed,
-            };
-        }
-        match stream.read(&mut buf) {
-            Ok(0) => {
-                return Seen {
-                    bytes,
-                    end: End::Closed,
-                }
-            }
-            Ok(n) => bytes.extend_from_slice(&buf[..n]),
-            Err(err) if matches!(err.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                return Seen {
-                    bytes,
-                    end: End::Open,
-                }
-            }
-            Err(err) if err.kind() == ErrorKind::Interrupted => {}
-            // A reset: the daemon closed with unread bytes.
-            Err(_) => {
-                return Seen {
-                    bytes,
-                    end: End::Closed,
-                }
-            }
-        }
-    }
+    read_observation(stream, None)
 }
 
 /// Reads until EOF, an error, or `timeout`.
 pub fn read_until_closed(stream: &mut TcpStream, timeout: Duration) -> Seen {
-    let deadline = Instant::now() + timeout;
+    read_observation(stream, Some(Instant::now() + timeout))
+}
+
+/// Reads until EOF or an error (`Closed`), or until no more bytes come
+/// (`Open`): before `deadline` if there is one, else within a quiet period.
+fn read_observation(stream: &mut TcpStream, deadline: Option<Instant>) -> Seen {
     let mut bytes = Vec::new();
     let mut buf = [0u8; 8192];
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
-            return Seen {
-                bytes,
-                end: End::Open,
+    let end = loop {
+        let wait = match deadline {
+            Some(deadline) => deadline.saturating_duration_since(Instant::now()),
+            None if bytes.is_empty() => QUIET_NO_DATA,
+            None => QUIET_AFTER_DATA,
+        };
+        if wait.is_zero() {
+            break End::Open;
+        }
+        if stream.set_read_timeout(Some(wait)).is_err() {
+            break if deadline.is_some() {
+                End::Open
+            } else {
+                End::Closed
             };
         }
         match stream.read(&mut buf) {
-            Ok(0) => {
-                return Seen {
-                    bytes,
-                    end: End::Closed,
-                }
-            }
+            Ok(0) => break End::Closed,
             Ok(n) => bytes.extend_from_slice(&buf[..n]),
-            Err(err) if matches!(err.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
-            Err(err) if err.kind() == ErrorKind::Interrupted => {}
-            Err(_) => {
-                return Seen {
-                    bytes,
-                    end: End::Closed,
+            // Quiet for a while: kept open; with a deadline, read on.
+            Err(err) if matches!(err.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                if deadline.is_none() {
+                    break End::Open;
                 }
             }
+            Err(err) if err.kind() == ErrorKind::Interrupted => {}
+            // A reset: the daemon closed with unread bytes.
+            Err(_) => break End::Closed,
         }
-    }
+    };
+    Seen { bytes, end }
 }
 
 /// The names in a NAMES reply, in order.

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use super::observe::{
     first_event, install_recorder, now_ms, ping_result, recorded, spawn_ping, CONVERGE_TIMEOUT,
 };
-use crate::common::erl::{connect_missing, islands};
+use crate::common::erl::{await_views, islands};
 use crate::common::{check_views, require_erl, wait_until, wait_until_ok, NodeOptions, Proxy};
 
 #[test]
@@ -21,10 +21,12 @@ fn isolate_leaves_a_lonely_node_also_for_nodes_started_later() {
     let options = NodeOptions::default();
     let mut nodes = proxy.start_nodes(&["n1", "n2", "n3", "n4"], &options);
     let mesh4 = islands(4, &[&[0, 1, 2, 3]]);
-    wait_until_ok(CONVERGE_TIMEOUT, "a full mesh of 4 nodes", || {
-        connect_missing(&mut nodes, &mesh4);
-        check_views(&mut nodes, &mesh4)
-    });
+    await_views(
+        &mut nodes,
+        &mesh4,
+        CONVERGE_TIMEOUT,
+        "a full mesh of 4 nodes",
+    );
     let n4 = nodes[3].short_name().to_string();
     let n5 = proxy.unique_name("n5");
 
@@ -65,13 +67,11 @@ fn isolate_leaves_a_lonely_node_also_for_nodes_started_later() {
             .any(|l| l.contains(&format!(" {n5}@")) && l.contains("state=cut"))
     });
     let split6 = islands(6, &[&[0, 1, 2, 5], &[3], &[4]]);
-    wait_until_ok(
+    await_views(
+        &mut nodes,
+        &split6,
         CONVERGE_TIMEOUT,
         "n6 joined n1..n3, n4 and n5 alone",
-        || {
-            connect_missing(&mut nodes, &split6);
-            check_views(&mut nodes, &split6)
-        },
     );
     let mut results = Vec::new();
     wait_until_ok(CONVERGE_TIMEOUT, "the pings of n5 and n6 to finish", || {
@@ -102,10 +102,12 @@ fn isolate_leaves_a_lonely_node_also_for_nodes_started_later() {
     let status = proxy.ctl_ok("status");
     assert!(status.starts_with("OK 0 faults"), "{status}");
     let mesh6 = islands(6, &[&[0, 1, 2, 3, 4, 5]]);
-    wait_until_ok(CONVERGE_TIMEOUT, "a full mesh of 6 after rejoin", || {
-        connect_missing(&mut nodes, &mesh6);
-        check_views(&mut nodes, &mesh6)
-    });
+    await_views(
+        &mut nodes,
+        &mesh6,
+        CONVERGE_TIMEOUT,
+        "a full mesh of 6 after rejoin",
+    );
     eprintln!("isolate test took {:?}", test_start.elapsed());
 }
 

@@ -77,7 +77,8 @@ pub fn port2(name: &[u8]) -> Vec<u8> {
     frame(&body)
 }
 
-/// The PORT2_RESP epmd gives for a registration (with the node's own port).
+/// The PORT2_RESP epmd gives for a registration (with the node's own
+/// port): `w`, result 0, then the fields of the ALIVE2_REQ that made it.
 pub fn port2_found(
     port: u16,
     node_type: u8,
@@ -87,14 +88,7 @@ pub fn port2_found(
     extra: &[u8],
 ) -> Vec<u8> {
     let mut out = vec![119, 0];
-    out.extend_from_slice(&port.to_be_bytes());
-    out.extend_from_slice(&[node_type, 0]);
-    out.extend_from_slice(&high.to_be_bytes());
-    out.extend_from_slice(&low.to_be_bytes());
-    out.extend_from_slice(&(name.len() as u16).to_be_bytes());
-    out.extend_from_slice(name);
-    out.extend_from_slice(&(extra.len() as u16).to_be_bytes());
-    out.extend_from_slice(extra);
+    out.extend_from_slice(&alive2_body(port, node_type, high, low, name, extra)[1..]);
     out
 }
 

@@ -20,7 +20,7 @@ const LISTENER_INPUTS: usize = 3_000;
 
 /// Garbage in place of a handshake, in pieces.
 fn listener_input(rng: &mut Rng) -> (&'static str, Vec<u8>) {
-    let flags = 0x0d_7fbd_u64;
+    let flags = fake::SEND_NAME_FLAGS;
     match rng.below(11) {
         0 => ("nothing", Vec::new()),
         1 => {

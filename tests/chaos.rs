@@ -19,12 +19,11 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpStream;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::proxy::Watch;
 use common::{require_erl, wait_until, wait_until_ok, ErlNode, NodeOptions, Proxy};
 use epmdpxy::control::command::{self, Command};
 use epmdpxy::partition::chaos_plan::Planner;
@@ -86,46 +85,6 @@ fn form_mesh(nodes: &mut [ErlNode], what: &str) {
     });
 }
 
-/// A `watch` session collecting every line.
-struct Watch {
-    lines: Arc<Mutex<Vec<String>>>,
-}
-
-impl Watch {
-    fn start(proxy: &Proxy) -> Watch {
-        let mut stream =
-            TcpStream::connect(("127.0.0.1", proxy.control_port)).expect("connect for watch");
-        stream.write_all(b"watch\n").expect("send watch");
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let sink = Arc::clone(&lines);
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(stream).lines() {
-                let Ok(line) = line else { break };
-                if line.starts_with("OK watching") {
-                    let _ = ready_tx.send(());
-                }
-                sink.lock().expect("watch lines").push(line);
-            }
-        });
-        ready_rx
-            .recv_timeout(Duration::from_secs(10))
-            .expect("watch answers OK");
-        Watch { lines }
-    }
-
-    /// The text after `EVENT <time> ` of every event so far.
-    fn events(&self) -> Vec<String> {
-        self.lines
-            .lock()
-            .expect("watch lines")
-            .iter()
-            .filter_map(|line| line.strip_prefix("EVENT "))
-            .filter_map(|rest| rest.split_once(' ').map(|(_, text)| text.to_string()))
-            .collect()
-    }
-}
-
 /// `OK bridge b: cut a1,a2 | c1,c2` → (b, [a1,a2], [c1,c2]).
 fn parse_bridge(reply: &str) -> (String, Vec<String>, Vec<String>) {
     let rest = reply
@@ -175,7 +134,7 @@ fn bridge_under_global() {
     let mut nodes = proxy.start_nodes(&["n1", "n2", "n3", "n4", "n5"], &options);
     let names: Vec<String> = nodes.iter().map(|n| n.short_name().to_string()).collect();
     form_mesh(&mut nodes, "a full mesh of 5");
-    let watch = Watch::start(&proxy);
+    let mut watch = Watch::open(&proxy);
 
     let reply = proxy.ctl("bridge");
     let (bridge, left, right) = parse_bridge(&reply);
@@ -332,7 +291,7 @@ fn chaos_run_replays_from_its_seed() {
         ));
         assert_eq!(reply, "ok");
     }
-    let watch = Watch::start(&proxy);
+    let mut watch = Watch::open(&proxy);
 
     let seconds = chaos_seconds();
     let reply = proxy.ctl(

@@ -16,15 +16,17 @@
 
 mod common;
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::{Command, ExitStatus};
+use std::sync::Mutex;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::erl::await_mesh;
+use common::process::run;
+use common::proxy::EPMDPXY;
 use common::{
-    program_on_path, require_erl, wait_until, wait_until_ok, ErlNode, NodeOptions, Proxy,
+    require_erl, require_program, wait_until, wait_until_ok, ErlNode, NodeOptions, Proxy,
 };
 
 /// How long a cut or a fix may take to show in every node's `nodes()`.
@@ -45,23 +47,13 @@ fn examples_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/examples")
 }
 
-fn epmdpxy_binary() -> &'static str {
-    env!("CARGO_BIN_EXE_epmdpxy")
-}
-
-/// Like `require_erl`, for another program: true if it is on PATH; else
-/// a failure in CI, a skip note elsewhere.
-fn require_program(program: &str, package: &str) -> bool {
-    if program_on_path(program) {
-        return true;
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!(
-            "`{program}` is not on PATH but CI is set: install it (`apt-get install -y {package}`)"
-        );
-    }
-    eprintln!("SKIPPED: `{program}` is not on PATH; install it (`apt-get install -y {package}`) to run this test");
-    false
+/// Runs an example (`ct_run`, `elixir`) to its end; its exit status and
+/// everything it printed (stdout, then stderr).
+fn run_example(command: &mut Command) -> (ExitStatus, String) {
+    let output = run(command, "", EXAMPLE_TIMEOUT);
+    let mut printed = String::from_utf8_lossy(&output.stdout).into_owned();
+    printed.push_str(&String::from_utf8_lossy(&output.stderr));
+    (output.status, printed)
 }
 
 /// A scratch directory, removed on drop unless the test is failing (then
@@ -135,133 +127,10 @@ fn compile_erlang_helper(dir: &Path) {
     );
 }
 
-/// A child in its own process group; dropping it kills the group.
-struct Running {
-    child: Child,
-    output: Arc<Mutex<String>>,
-    readers: Vec<thread::JoinHandle<()>>,
-}
-
-impl Running {
-    fn start(mut command: Command) -> Running {
-        use std::os::unix::process::CommandExt;
-        let mut child = command
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0)
-            .spawn()
-            .unwrap_or_else(|e| panic!("failed to start {command:?}: {e}"));
-        let output = Arc::new(Mutex::new(String::new()));
-        let mut readers = Vec::new();
-        let sources: Vec<Box<dyn Read + Send>> = vec![
-            Box::new(child.stdout.take().expect("stdout is piped")),
-            Box::new(child.stderr.take().expect("stderr is piped")),
-        ];
-        for mut source in sources {
-            let output = Arc::clone(&output);
-            readers.push(thread::spawn(move || {
-                let mut chunk = [0u8; 4096];
-                while let Ok(n) = source.read(&mut chunk) {
-                    if n == 0 {
-                        break;
-                    }
-                    if let Ok(mut text) = output.lock() {
-                        text.push_str(&String::from_utf8_lossy(&chunk[..n]));
-                    }
-                }
-            }));
-        }
-        Running {
-            child,
-            output,
-            readers,
-        }
-    }
-
-    /// Waits for the exit (killing the group after `timeout`) and returns
-    /// the status and everything printed.
-    fn finish(mut self, timeout: Duration) -> (ExitStatus, String) {
-        let deadline = Instant::now() + timeout;
-        let status = loop {
-            match self.child.try_wait() {
-                Ok(Some(status)) => break status,
-                Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(100)),
-                _ => {
-                    self.kill_group();
-                    panic!(
-                        "still running after {timeout:?}; output so far:\n{}",
-                        self.output()
-                    );
-                }
-            }
-        };
-        // Children that outlive the main process may hold the pipes open;
-        // kill the group, then collect what was printed.
-        self.kill_group();
-        for reader in std::mem::take(&mut self.readers) {
-            let _ = reader.join();
-        }
-        (status, self.output())
-    }
-
-    fn output(&self) -> String {
-        self.output.lock().map(|o| o.clone()).unwrap_or_default()
-    }
-
-    fn kill_group(&mut self) {
-        let group = format!("-{}", self.child.id());
-        let _ = Command::new("kill")
-            .args(["-9", "--", &group])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        self.kill_group();
-    }
-}
-
 /// Evaluates `expr` in `node` and checks the printed result.
 fn eval_expect(node: &mut ErlNode, expr: &str, want: &str) {
     let got = node.eval(expr);
     assert_eq!(got, want, "{expr}");
-}
-
-/// Pings until each node sees exactly the others (links are lazy, and
-/// `global` may drop a fresh link while a mesh forms, so retry).
-fn await_mesh(nodes: &mut [ErlNode], what: &str) {
-    let names: Vec<String> = nodes.iter().map(|n| n.full_name().to_string()).collect();
-    wait_until_ok(CONVERGE_TIMEOUT, what, || {
-        let mut wrong = Vec::new();
-        for (i, node) in nodes.iter_mut().enumerate() {
-            let mut want: Vec<String> = names
-                .iter()
-                .enumerate()
-                .filter(|&(j, _)| j != i)
-                .map(|(_, name)| name.clone())
-                .collect();
-            want.sort();
-            let seen = node.nodes();
-            for missing in want.iter().filter(|name| !seen.contains(name)) {
-                node.ping(missing);
-            }
-            let seen = node.nodes();
-            if seen != want {
-                wrong.push(format!("{} sees {seen:?}", node.short_name()));
-            }
-        }
-        if wrong.is_empty() {
-            Ok(())
-        } else {
-            Err(wrong.join("; "))
-        }
-    });
 }
 
 #[test]
@@ -281,7 +150,7 @@ fn erlang_helper_cuts_and_fixes_a_live_cluster() {
         .iter()
         .map(|base| proxy.start_node(base, &options))
         .collect();
-    await_mesh(&mut nodes, "a full mesh of 3 nodes");
+    await_mesh(&mut nodes, CONVERGE_TIMEOUT, "a full mesh of 3 nodes");
     let names: Vec<String> = nodes.iter().map(|n| n.full_name().to_string()).collect();
 
     // The controller: an Erlang node that loads the helper. It registers
@@ -338,7 +207,11 @@ fn erlang_helper_cuts_and_fixes_a_live_cluster() {
     wait_until(CONVERGE_TIMEOUT, "n1 to reach n2 after the fix", || {
         nodes[0].ping(&across)
     });
-    await_mesh(&mut nodes, "a full mesh again after the fix");
+    await_mesh(
+        &mut nodes,
+        CONVERGE_TIMEOUT,
+        "a full mesh again after the fix",
+    );
 
     // A generic command, and heal.
     eval_expect(
@@ -377,7 +250,7 @@ fn erlang_helper_starts_stops_and_reports_errors() {
         &format!("code:add_patha(\"{}\")", ebin.text()),
         "true",
     );
-    let binary = epmdpxy_binary();
+    let binary = EPMDPXY;
 
     // start/1 finds the ports in the ready line.
     eval_expect(
@@ -485,7 +358,7 @@ fn erlang_helper_is_killed_with_its_vm() {
     let control_port: u16 = erl
         .eval(&format!(
             "{{ok, P}} = epmdpxy_ctl:start(#{{path => \"{}\"}}), epmdpxy_ctl:control_port(P)",
-            epmdpxy_binary()
+            EPMDPXY
         ))
         .parse()
         .expect("a port number");
@@ -536,11 +409,11 @@ fn common_test_suite_example_passes() {
         .args(["-erl_args", "-start_epmd", "false"])
         .current_dir(dir.path())
         .env("ERL_EPMD_PORT", ct_epmd.epmd_port.to_string())
-        .env("EPMDPXY", epmdpxy_binary())
+        .env("EPMDPXY", EPMDPXY)
         .env_remove("ERL_FLAGS")
         .env_remove("ERL_AFLAGS")
         .env_remove("ERL_ZFLAGS");
-    let (status, output) = Running::start(command).finish(EXAMPLE_TIMEOUT);
+    let (status, output) = run_example(&mut command);
     let complete = output.contains("TEST COMPLETE, 3 ok, 0 failed of 3 test cases");
     if !(status.success() && complete) {
         panic!(
@@ -576,13 +449,13 @@ fn elixir_example_test_passes() {
         .arg("-r")
         .arg(examples_dir().join("epmdpxy_ctl.ex"))
         .arg(&script)
-        .env("EPMDPXY", epmdpxy_binary())
+        .env("EPMDPXY", EPMDPXY)
         // Elixir warns on every start without a UTF-8 locale.
         .env("LANG", "C.UTF-8")
         .env_remove("ERL_FLAGS")
         .env_remove("ERL_AFLAGS")
         .env_remove("ERL_ZFLAGS");
-    let (status, output) = Running::start(command).finish(EXAMPLE_TIMEOUT);
+    let (status, output) = run_example(&mut command);
     if !(status.success() && output.contains("3 tests, 0 failures")) {
         panic!("elixir partition_test.exs + SplitTest failed ({status}); output:\n{output}");
     }

@@ -10,213 +10,48 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{Ipv4Addr, Ipv6Addr, TcpListener, TcpStream};
+use std::io::{Read, Write};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::RecvTimeoutError;
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::epmd::{epmd_client, epmd_names, names_request};
+use common::process::kill_group;
+use common::proxy::{field, items};
 use common::{
-    drain_lines, epmd_names, fake, kill_group, program_on_path, require_erl, wait_until,
-    wait_until_ok, NodeOptions, Proxy,
+    fake, program_on_path, require_epmd, require_erl, require_ipv6_loopback, wait_until,
+    wait_until_ok, ErlNode, NodeOptions, Proxy,
 };
 use epmdpxy::epmd::wire::NodeInfo;
-
-/// How long an `epmd` client run may take.
-const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a registration, unregistration or exit may take to show.
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long an Erlang node may take to start and answer.
 const NODE_TIMEOUT: Duration = Duration::from_secs(30);
 
-// ---------------------------------------------------------------------------
-// Gates
-// ---------------------------------------------------------------------------
+/// The port every fake registration announces (nothing listens there).
+const FAKE_NODE_PORT: u16 = 5123;
 
-/// Like `require_erl`, for OTP's `epmd` binary (its client mode).
-fn require_epmd() -> bool {
-    if program_on_path("epmd") {
-        return true;
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("`epmd` is not on PATH but CI is set: install Erlang/OTP (erlang-base)");
-    }
-    eprintln!("SKIPPED: `epmd` is not on PATH; install Erlang/OTP (erlang-base) to run this test");
-    false
-}
-
-/// True if this machine has an IPv6 loopback; prints a skip note if not.
-fn require_ipv6_loopback() -> bool {
-    if TcpListener::bind((Ipv6Addr::LOCALHOST, 0)).is_ok() {
-        return true;
-    }
-    eprintln!("SKIPPED: this machine has no IPv6 loopback (::1 cannot be bound)");
-    false
-}
-
-// ---------------------------------------------------------------------------
-// An epmdpxy whose exit we can watch
-// ---------------------------------------------------------------------------
-
-/// An `epmdpxy` started by this file (common's `Proxy` does not expose its
-/// exit status, which the KILL tests need). Killed on drop.
-struct OwnedProxy {
-    epmd_port: u16,
-    control_port: u16,
-    child: Child,
-    log: Arc<Mutex<String>>,
-}
-
-impl OwnedProxy {
-    fn start(args: &[&str]) -> OwnedProxy {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_epmdpxy"))
-            .args(["--port", "0", "--control-port", "0"])
-            .args(args)
-            .env_remove("ERL_EPMD_ADDRESS")
-            .env_remove("ERL_EPMD_RELAXED_COMMAND_CHECK")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn epmdpxy");
-        let stderr = child.stderr.take().expect("stderr is piped");
-        let (log, ready_rx) = drain_lines(stderr);
-        let mut proxy = OwnedProxy {
-            epmd_port: 0,
-            control_port: 0,
-            child,
-            log,
-        };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match ready_rx.recv_timeout(left) {
-                Ok(line) => {
-                    let field = |key: &str| {
-                        line.split_whitespace()
-                            .find_map(|token| token.strip_prefix(key)?.parse::<u16>().ok())
-                    };
-                    if let (Some(epmd), Some(control)) =
-                        (field("epmd_port="), field("control_port="))
-                    {
-                        proxy.epmd_port = epmd;
-                        proxy.control_port = control;
-                        return proxy;
-                    }
-                }
-                Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => {
-                    panic!("epmdpxy did not get ready; stderr:\n{}", proxy.log())
-                }
-            }
-        }
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().map(|l| l.clone()).unwrap_or_default()
-    }
-
-    /// The exit code, once the process has exited (within `timeout`).
-    fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return status.code();
-            }
-            if Instant::now() > deadline {
-                return None;
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Registers a fake node (nothing listens on its port) and returns the
-    /// registration socket: the node is registered while it is open.
-    fn register_fake(&self, name: &str) -> TcpStream {
-        register_fake(self.epmd_port, name)
-    }
-}
-
-impl Drop for OwnedProxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if thread::panicking() {
-            eprintln!("---- epmdpxy log ----\n{}---- end ----", self.log());
-        }
-    }
-}
-
-/// ALIVE2 for `name` (a v6 node on a port nothing listens on); panics
-/// unless accepted. The registration lasts while the socket is open.
+/// ALIVE2 for `name` (a v6 node on `FAKE_NODE_PORT`); panics unless
+/// accepted. The registration lasts while the socket is open.
 fn register_fake(port: u16, name: &str) -> TcpStream {
-    register_fake_typed(port, name, 77)
+    fake::register(port, name, FAKE_NODE_PORT)
 }
 
 /// As `register_fake`, with the given node type (77 normal, 72 hidden).
 fn register_fake_typed(port: u16, name: &str, node_type: u8) -> TcpStream {
-    let mut stream = fake::connect(port, Duration::from_secs(5));
     let info = NodeInfo {
         node_type,
-        ..fake::node_info(name, 5123)
+        ..fake::node_info(name, FAKE_NODE_PORT)
     };
-    fake::alive2(&mut stream, &info);
-    stream
-}
-
-// ---------------------------------------------------------------------------
-// Running OTP's epmd client
-// ---------------------------------------------------------------------------
-
-/// Runs `epmd -port P ARGS` (client mode); returns (exit code, stdout then
-/// stderr). Killed after `CLIENT_TIMEOUT`.
-fn epmd_client(port: u16, args: &[&str]) -> (Option<i32>, String) {
-    let mut child = Command::new("epmd")
-        .args(["-port", &port.to_string()])
-        .args(args)
-        .env_remove("ERL_EPMD_PORT")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run the epmd client");
-    let deadline = Instant::now() + CLIENT_TIMEOUT;
-    let status = loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("`epmd -port {port} {args:?}` did not finish within {CLIENT_TIMEOUT:?}");
-        }
-        thread::sleep(Duration::from_millis(20));
-    };
-    // A few short lines: far below a pipe buffer, so the child never blocked.
-    let mut printed = String::new();
-    if let Some(mut out) = child.stdout.take() {
-        let _ = out.read_to_string(&mut printed);
-    }
-    if let Some(mut err) = child.stderr.take() {
-        let _ = err.read_to_string(&mut printed);
-    }
-    (status.code(), printed)
+    fake::register_node(port, &info).0
 }
 
 /// NAMES over `address`; the node names listed.
-fn names_over(address: std::net::IpAddr, port: u16) -> Result<String, String> {
-    let mut stream =
-        TcpStream::connect((address, port)).map_err(|e| format!("connect {address}: {e}"))?;
-    stream.write_all(&[0, 1, b'n']).map_err(|e| e.to_string())?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .map_err(|e| e.to_string())?;
-    let mut reply = Vec::new();
-    stream
-        .read_to_end(&mut reply)
-        .map_err(|e| format!("read from {address}: {e}"))?;
+fn names_over(address: IpAddr, port: u16) -> Result<String, String> {
+    let reply = names_request(address, port)?;
     if reply.get(..4) != Some(&u32::from(port).to_be_bytes()[..]) {
         return Err(format!("bad NAMES header from {address}: {reply:?}"));
     }
@@ -260,25 +95,15 @@ fn epmd_client_against_a_strict_proxy() {
         "STOP without --relaxed-command-check is closed without a reply"
     );
     // Neither touched the registration.
-    assert_eq!(listed_nodes(&proxy), vec![node.short_name().to_owned()]);
-}
-
-/// Names in the control `nodes` reply (data lines between `OK` and `END`).
-fn listed_nodes(proxy: &Proxy) -> Vec<String> {
-    let reply = proxy.ctl("nodes");
-    let mut names: Vec<String> = fake::items(&reply)
-        .filter_map(|line| line.split_whitespace().next().map(str::to_owned))
-        .collect();
-    names.sort();
-    names
+    assert_eq!(proxy.registered_names(), vec![node.short_name().to_owned()]);
 }
 
 /// The port a node registered, from the control `nodes` reply.
 fn node_port(proxy: &Proxy, name: &str) -> u16 {
     let reply = proxy.ctl("nodes");
-    let port = fake::items(&reply)
+    let port = items(&reply)
         .find(|line| line.split_whitespace().next() == Some(name))
-        .and_then(|line| fake::field(line, "port=")?.parse().ok());
+        .and_then(|line| field(line, "port=")?.parse().ok());
     port.unwrap_or_else(|| panic!("{name} not in `nodes`: {reply}"))
 }
 
@@ -287,7 +112,7 @@ fn epmd_kill_when_empty_exits_zero() {
     if !require_epmd() {
         return;
     }
-    let mut proxy = OwnedProxy::start(&[]);
+    let mut proxy = Proxy::start(&[]);
     let (code, printed) = epmd_client(proxy.epmd_port, &["-kill"]);
     assert_eq!((code, printed.as_str()), (Some(0), "Killed\n"));
     assert_eq!(
@@ -304,8 +129,8 @@ fn epmd_kill_refused_while_registered() {
     if !require_epmd() {
         return;
     }
-    let mut proxy = OwnedProxy::start(&[]);
-    let registration = proxy.register_fake("k1");
+    let mut proxy = Proxy::start(&[]);
+    let registration = register_fake(proxy.epmd_port, "k1");
     let (code, printed) = epmd_client(proxy.epmd_port, &["-kill"]);
     assert_eq!(
         (code, printed.as_str()),
@@ -344,10 +169,10 @@ fn epmd_stop_and_kill_when_relaxed() {
     if !require_erl() {
         return;
     }
-    let mut proxy = OwnedProxy::start(&["-relaxed_command_check"]);
+    let mut proxy = Proxy::start(&["-relaxed_command_check"]);
     let cookie = format!("epmdpxy_clients_{}", proxy.epmd_port);
     let name = format!("st_{}", proxy.epmd_port);
-    let mut node = common::ErlNode::start(&name, &cookie, proxy.epmd_port, &NodeOptions::default());
+    let mut node = ErlNode::start(&name, &cookie, proxy.epmd_port, &NodeOptions::default());
     let listed = |port| names_over(Ipv4Addr::LOCALHOST.into(), port).unwrap_or_default();
     assert!(listed(proxy.epmd_port).contains(&name));
 
@@ -364,7 +189,7 @@ fn epmd_stop_and_kill_when_relaxed() {
     let (code, printed) = epmd_client(proxy.epmd_port, &["-stop", "nobody"]);
     assert_eq!((code, printed.as_str()), (Some(0), "NOEXIST\n"));
 
-    let _alive = proxy.register_fake("still_here");
+    let _alive = register_fake(proxy.epmd_port, "still_here");
     let (code, printed) = epmd_client(proxy.epmd_port, &["-kill"]);
     assert_eq!((code, printed.as_str()), (Some(0), "Killed\n"));
     assert_eq!(
@@ -665,20 +490,9 @@ fn erl_epmd_address_is_honoured() {
     if !require_ipv6_loopback() {
         return;
     }
-    let mut child = Command::new(env!("CARGO_BIN_EXE_epmdpxy"))
-        .args(["--port", "0", "--control-port", "0"])
-        .env("ERL_EPMD_ADDRESS", "::1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn epmdpxy");
-    let mut stderr = BufReader::new(child.stderr.take().expect("piped"));
-    let mut line = String::new();
-    let read = stderr.read_line(&mut line);
-    let _ = child.kill();
-    let _ = child.wait();
-    read.expect("ready line");
+    let proxy = Proxy::start_with_env(&[], &[("ERL_EPMD_ADDRESS", "::1")]);
+    let log = proxy.log();
+    let line = log.lines().next().unwrap_or_default();
     assert!(
         line.contains(" addresses=::1,127.0.0.1 "),
         "ERL_EPMD_ADDRESS=::1 gave: {line}"
@@ -717,7 +531,7 @@ fn inet6_nodes_register_and_connect_through_the_proxy() {
     first.wait_for("started ", NODE_TIMEOUT);
     let first_name = proxy.unique_name("six1");
     wait_until(SETTLE_TIMEOUT, "the inet6 node to register", || {
-        listed_nodes(&proxy).contains(&first_name)
+        proxy.registered_names().contains(&first_name)
     });
     let nodes = proxy.ctl("nodes");
     assert!(
@@ -766,45 +580,13 @@ fn address_any_ipv6_is_dual_stack() {
     // A stand-in node: a listener registered under the name "dual".
     let node = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("stand-in node");
     let node_port = node.local_addr().expect("address").port();
-    let mut body = vec![b'x'];
-    body.extend_from_slice(&node_port.to_be_bytes());
-    body.extend_from_slice(&[77, 0, 0, 6, 0, 5, 0, 4]);
-    body.extend_from_slice(b"dual\0\0");
-    let mut registration =
-        TcpStream::connect((Ipv4Addr::LOCALHOST, proxy.epmd_port)).expect("connect");
-    registration
-        .write_all(&[&(body.len() as u16).to_be_bytes()[..], &body].concat())
-        .expect("register");
-    let mut reply = [0u8; 6];
-    registration.read_exact(&mut reply).expect("ALIVE2 reply");
-    assert_eq!(reply[..2], [118, 0]);
-
-    let mut lookup = TcpStream::connect((Ipv4Addr::LOCALHOST, proxy.epmd_port)).expect("connect");
-    lookup
-        .write_all(&[0, 5, b'z', b'd', b'u', b'a', b'l'])
-        .expect("PORT2");
-    lookup
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .expect("timeout");
-    let mut found = Vec::new();
-    lookup.read_to_end(&mut found).expect("PORT2 reply");
-    assert_eq!(found[..2], [119, 0], "{found:?}");
-    let proxy_port = u16::from_be_bytes([found[2], found[3]]);
+    let _registration = fake::register(proxy.epmd_port, "dual", node_port);
+    let proxy_port = fake::lookup(proxy.epmd_port, "dual").expect("PORT2 finds dual");
     assert_ne!(proxy_port, node_port);
     let mut client = TcpStream::connect((Ipv4Addr::LOCALHOST, proxy_port)).expect("proxy port");
     client.write_all(b"through").expect("send");
-    node.set_nonblocking(true).expect("nonblocking");
-    let deadline = Instant::now() + SETTLE_TIMEOUT;
-    let mut upstream = loop {
-        match node.accept() {
-            Ok((upstream, _)) => break upstream,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && Instant::now() < deadline => {
-                thread::sleep(Duration::from_millis(10))
-            }
-            Err(e) => panic!("the proxy never connected to the node: {e}"),
-        }
-    };
-    upstream.set_nonblocking(false).expect("blocking");
+    let mut upstream = fake::accept_within(&node, SETTLE_TIMEOUT)
+        .unwrap_or_else(|e| panic!("the proxy never connected to the node: {e}"));
     upstream
         .set_read_timeout(Some(Duration::from_secs(5)))
         .expect("timeout");

@@ -9,15 +9,14 @@
 
 mod common;
 
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{drain_lines, fake, require_erl, wait_until, NodeOptions, Proxy};
+use common::proxy::{field, items};
+use common::{fake, procfs, require_erl, wait_until, NodeOptions, Proxy};
 use epmdpxy::epmd::wire;
 use epmdpxy::proxy::handshake::encode_send_name_v6;
 
@@ -26,40 +25,6 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 // ---------------------------------------------------------------------------
 // Fake nodes and the proxy's view
 // ---------------------------------------------------------------------------
-
-fn connect(port: u16) -> TcpStream {
-    fake::connect(port, TIMEOUT)
-}
-
-/// Registers a fake node; the returned connection holds the registration.
-fn register(epmd_port: u16, name: &str, port: u16) -> TcpStream {
-    let mut stream = connect(epmd_port);
-    fake::alive2(&mut stream, &fake::node_info(name, port));
-    stream
-}
-
-/// PORT_PLEASE2: the proxy port, or `None` for "not found".
-fn lookup(epmd_port: u16, name: &str) -> Option<u16> {
-    fake::port_please2(&mut connect(epmd_port), name).map(|info| info.port)
-}
-
-/// A fake initiator's and a fake target's ends of one proxied link.
-struct FakeLink {
-    initiator: TcpStream,
-    target: TcpStream,
-}
-
-/// Looks `target` up, connects as `initiator` (sending its `send_name`) and
-/// accepts the proxy's connection on `listener`.
-fn open_link(epmd_port: u16, initiator: &str, target: &str, listener: &TcpListener) -> FakeLink {
-    let port = lookup(epmd_port, target).unwrap_or_else(|| panic!("{target} not found"));
-    let mut initiator_end = connect(port);
-    let target_end = fake::relay_send_name(&mut initiator_end, initiator, listener, TIMEOUT);
-    FakeLink {
-        initiator: initiator_end,
-        target: target_end,
-    }
-}
 
 /// Sends `bytes` through `from` and checks they arrive at `to`, exactly.
 fn carries(from: &mut TcpStream, to: &mut TcpStream, bytes: &[u8]) {
@@ -78,17 +43,12 @@ fn pattern(len: usize, salt: u8) -> Vec<u8> {
         .collect()
 }
 
-/// The lines of `links` after the header, without `END`.
-fn links(control: &dyn Fn(&str) -> String) -> Vec<String> {
-    fake::items(&control("links")).map(str::to_owned).collect()
-}
-
 /// Registered names with their `creation=` values, from `nodes`.
 fn nodes(proxy: &Proxy) -> Vec<(String, u32)> {
-    fake::items(&proxy.ctl("nodes"))
+    items(&proxy.ctl("nodes"))
         .map(|line| {
             let name = line.split(' ').next().unwrap_or_default().to_owned();
-            let creation = fake::field(line, "creation=")
+            let creation = field(line, "creation=")
                 .and_then(|c| c.parse().ok())
                 .unwrap_or_else(|| panic!("no creation in {line}"));
             (name, creation)
@@ -141,8 +101,7 @@ fn sigkilled_node_is_unregistered_and_comes_back() {
     let victim_short = victim.short_name().to_owned();
     assert_eq!(peer.eval("net_kernel:monitor_nodes(true)"), "ok");
     assert!(peer.ping(&victim_name), "peer reaches the victim");
-    let control = |line: &str| proxy.ctl(line);
-    assert_eq!(links(&control).len(), 1, "one link");
+    assert_eq!(proxy.links().len(), 1, "one link");
     let creation_before = nodes(&proxy)
         .into_iter()
         .find(|(name, _)| *name == victim_short)
@@ -155,7 +114,7 @@ fn sigkilled_node_is_unregistered_and_comes_back() {
         nodes(&proxy).iter().all(|(name, _)| *name != victim_short)
     });
     wait_until(TIMEOUT, "the killed node's link to close", || {
-        links(&control).is_empty()
+        proxy.links().is_empty()
     });
     let down = peer.eval("receive {nodedown, N} -> N after 10000 -> timeout end");
     assert_eq!(down.trim_matches('\''), victim_name, "peer sees nodedown");
@@ -175,7 +134,7 @@ fn sigkilled_node_is_unregistered_and_comes_back() {
     assert!(peer.ping(&victim_name), "peer reaches the restarted node");
     let up = peer.eval("receive {nodeup, N} -> N after 10000 -> timeout end");
     assert_eq!(up.trim_matches('\''), victim_name, "peer sees nodeup");
-    assert_eq!(links(&control).len(), 1, "one link again");
+    assert_eq!(proxy.links().len(), 1, "one link again");
     assert_no_panic(&proxy.log());
 }
 
@@ -201,7 +160,6 @@ fn node_dies_mid_handshake() {
     };
     let mut a = proxy.start_node("a", &options);
     let b = proxy.start_node("b", &options);
-    let control = |line: &str| proxy.ctl(line);
 
     // Fake initiators dying at every stage of the first message, and one
     // that sends it whole and dies after b's status answer. The flags are
@@ -213,8 +171,8 @@ fn node_dies_mid_handshake() {
         .into_iter()
         .enumerate()
     {
-        let port = lookup(proxy.epmd_port, &b_name).expect("b registered");
-        let mut stream = connect(port);
+        let port = fake::lookup(proxy.epmd_port, &b_name).expect("b registered");
+        let mut stream = fake::connect(port, TIMEOUT);
         stream.write_all(&hello[..cut]).expect("partial handshake");
         if cut == hello.len() {
             // b accepts the name: `sok`, then it would send its challenge
@@ -230,21 +188,18 @@ fn node_dies_mid_handshake() {
         });
     }
     assert!(a.ping(b.full_name()), "a still reaches b");
-    assert_eq!(links(&control).len(), 1, "only a's link to b");
+    assert_eq!(proxy.links().len(), 1, "only a's link to b");
 
     // A fake target that dies after reading a's send_name.
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("address").port();
     let ghost = proxy.unique_name("ghost");
-    let _registration = register(proxy.epmd_port, &ghost, port);
+    let _registration = fake::register(proxy.epmd_port, &ghost, port);
     let a_name = a.full_name().to_owned();
     let dier = thread::spawn(move || {
         let (mut stream, _) = listener.accept().expect("a's connection via the proxy");
         stream.set_read_timeout(Some(TIMEOUT)).expect("timeout");
-        let mut len = [0u8; 2];
-        stream.read_exact(&mut len).expect("length");
-        let mut body = vec![0u8; usize::from(u16::from_be_bytes(len))];
-        stream.read_exact(&mut body).expect("send_name");
+        let body = fake::read_message(&mut stream).expect("send_name");
         assert!(
             String::from_utf8_lossy(&body).contains(&a_name),
             "a's send_name names it"
@@ -257,7 +212,7 @@ fn node_dies_mid_handshake() {
     wait_until(TIMEOUT, "the link to the dead target to close", || {
         closed_links(&proxy.log(), &ghost) == 1
     });
-    assert_eq!(links(&control).len(), 1, "only a's link to b");
+    assert_eq!(proxy.links().len(), 1, "only a's link to b");
     assert!(a.ping(b.full_name()), "a still reaches b");
     assert_eq!(a.eval("1 + 1"), "2");
     assert_no_panic(&proxy.log());
@@ -274,15 +229,14 @@ fn node_dies_mid_handshake() {
 #[test]
 fn half_close_keeps_the_other_direction_flowing() {
     let proxy = Proxy::start(&["-v"]);
-    let control = |line: &str| proxy.ctl(line);
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("address").port();
     let target = proxy.unique_name("t");
     let initiator = proxy.unique_name("i");
-    let _registration = register(proxy.epmd_port, &target, port);
+    let _registration = fake::register(proxy.epmd_port, &target, port);
 
     for initiator_closes_first in [true, false] {
-        let mut link = open_link(proxy.epmd_port, &initiator, &target, &listener);
+        let mut link = fake::open_link(proxy.epmd_port, &initiator, &target, &listener);
         let (closer, other) = if initiator_closes_first {
             (&mut link.initiator, &mut link.target)
         } else {
@@ -303,7 +257,7 @@ fn half_close_keeps_the_other_direction_flowing() {
             thread::sleep(Duration::from_millis(20));
         }
         assert_eq!(
-            links(&control).len(),
+            proxy.links().len(),
             1,
             "the half-closed link is still there"
         );
@@ -311,13 +265,11 @@ fn half_close_keeps_the_other_direction_flowing() {
             .shutdown(Shutdown::Write)
             .expect("close the other side");
         assert_eq!(closer.read(&mut eof).expect("EOF"), 0, "the second FIN too");
-        wait_until(TIMEOUT, "the link to be gone", || {
-            links(&control).is_empty()
-        });
+        wait_until(TIMEOUT, "the link to be gone", || proxy.links().is_empty());
     }
 
     // A FIN waits behind a cut like data.
-    let mut link = open_link(proxy.epmd_port, &initiator, &target, &listener);
+    let mut link = fake::open_link(proxy.epmd_port, &initiator, &target, &listener);
     let reply = proxy.ctl(&format!("cut {initiator} -> {target}"));
     assert!(reply.starts_with("OK cut"), "{reply}");
     link.initiator.write_all(b"held").expect("write");
@@ -348,9 +300,7 @@ fn half_close_keeps_the_other_direction_flowing() {
     link.target.read_to_end(&mut got).expect("data, then EOF");
     assert_eq!(got, b"held");
     drop(link);
-    wait_until(TIMEOUT, "the link to be gone", || {
-        links(&control).is_empty()
-    });
+    wait_until(TIMEOUT, "the link to be gone", || proxy.links().is_empty());
     assert_no_panic(&proxy.log());
 }
 
@@ -370,9 +320,9 @@ fn refused_node_port_closes_the_incoming_side() {
         listener.local_addr().expect("address").port()
     }; // closed again: nothing listens there now
     let name = proxy.unique_name("deadport");
-    let _registration = register(proxy.epmd_port, &name, dead_port);
-    let port = lookup(proxy.epmd_port, &name).expect("registered");
-    let mut stream = connect(port);
+    let _registration = fake::register(proxy.epmd_port, &name, dead_port);
+    let port = fake::lookup(proxy.epmd_port, &name).expect("registered");
+    let mut stream = fake::connect(port, TIMEOUT);
     let mut rest = Vec::new();
     stream
         .read_to_end(&mut rest)
@@ -405,109 +355,24 @@ fn refused_node_port_closes_the_incoming_side() {
 // File descriptor exhaustion
 // ---------------------------------------------------------------------------
 
-/// The binary started under `ulimit -n`, so its descriptors run out.
-struct LimitedProxy {
-    child: Child,
-    epmd_port: u16,
-    control_port: u16,
-    log: Arc<Mutex<String>>,
-}
-
-impl LimitedProxy {
-    fn start(max_files: u32) -> LimitedProxy {
-        let script = format!("ulimit -n {max_files} && exec \"$0\" --port 0 --control-port 0 -v");
-        let mut child = Command::new("sh")
-            .args(["-c", &script, env!("CARGO_BIN_EXE_epmdpxy")])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn sh");
-        let stderr = child.stderr.take().expect("stderr");
-        let (log, rx) = drain_lines(stderr);
-        let deadline = Instant::now() + TIMEOUT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let Ok(line) = rx.recv_timeout(left) else {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("no ready line from epmdpxy under ulimit -n {max_files}");
-            };
-            let port = |key: &str| {
-                line.split(' ')
-                    .find_map(|w| w.strip_prefix(key))
-                    .and_then(|p| p.parse().ok())
-            };
-            if let (Some(epmd_port), Some(control_port)) =
-                (port("epmd_port="), port("control_port="))
-            {
-                return LimitedProxy {
-                    child,
-                    epmd_port,
-                    control_port,
-                    log,
-                };
-            }
-        }
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().map(|l| l.clone()).unwrap_or_default()
-    }
-
-    /// Descriptors in use below `limit`: the ones that count against
-    /// `ulimit -n limit` (the lowest free number is always taken, and
-    /// descriptors inherited above the limit do not block anything).
-    fn files_below(&self, limit: usize) -> usize {
-        std::fs::read_dir(format!("/proc/{}/fd", self.child.id()))
-            .map(|dir| {
-                dir.flatten()
-                    .filter_map(|e| e.file_name().to_string_lossy().parse::<usize>().ok())
-                    .filter(|&fd| fd < limit)
-                    .count()
-            })
-            .unwrap_or(0)
-    }
-
-    fn ctl(&self, line: &str) -> String {
-        let mut stream = connect(self.control_port);
-        stream
-            .write_all(format!("{line}\n").as_bytes())
-            .expect("send");
-        let mut reader = BufReader::new(stream);
-        let mut reply = String::new();
-        loop {
-            let mut text = String::new();
-            if reader.read_line(&mut text).expect("reply") == 0 {
-                break;
-            }
-            reply.push_str(&text);
-            if !reply.starts_with("OK ") || text == "END\n" || !reply.contains(" links") {
-                break;
-            }
-        }
-        reply
-    }
-}
-
-impl Drop for LimitedProxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if thread::panicking() {
-            eprintln!("---- epmdpxy log ----\n{}---- end ----", self.log());
-        }
-    }
+/// Descriptors `proxy` has in use below `limit`: the ones that count
+/// against `ulimit -n limit` (the lowest free number is always taken, and
+/// descriptors inherited above the limit do not block anything).
+fn files_below(proxy: &Proxy, limit: usize) -> usize {
+    procfs::open_fds(proxy.pid())
+        .into_iter()
+        .filter(|&fd| fd < limit)
+        .count()
 }
 
 /// How often the proxy logged a failed EPMD accept so far.
-fn accept_failures(proxy: &LimitedProxy) -> usize {
+fn accept_failures(proxy: &Proxy) -> usize {
     proxy.log().matches("epmd: accept failed").count()
 }
 
 /// Waits until the proxy has not logged a failed accept for 300 ms, so its
 /// EPMD acceptor is waiting with a descriptor in hand.
-fn wait_accepts_quiet(proxy: &LimitedProxy) {
+fn wait_accepts_quiet(proxy: &Proxy) {
     let mut last = (accept_failures(proxy), Instant::now());
     wait_until(TIMEOUT, "the failed accepts to stop", || {
         let now = accept_failures(proxy);
@@ -520,18 +385,18 @@ fn wait_accepts_quiet(proxy: &LimitedProxy) {
 
 /// Opens idle EPMD clients (each holds a descriptor in the proxy) until the
 /// proxy logs that it cannot accept any more.
-fn exhaust(proxy: &LimitedProxy, idle: &mut Vec<TcpStream>, limit: usize) {
+fn exhaust(proxy: &Proxy, idle: &mut Vec<TcpStream>, limit: usize) {
     loop {
         let failures = accept_failures(proxy);
-        let open = proxy.files_below(limit);
-        idle.push(connect(proxy.epmd_port));
+        let open = files_below(proxy, limit);
+        idle.push(fake::connect(proxy.epmd_port, TIMEOUT));
         let mut full = false;
         wait_until(
             TIMEOUT,
             "the proxy to accept or refuse an idle client",
             || {
                 full = accept_failures(proxy) > failures;
-                full || proxy.files_below(limit) > open
+                full || files_below(proxy, limit) > open
             },
         );
         if full {
@@ -556,13 +421,13 @@ fn exhaust(proxy: &LimitedProxy, idle: &mut Vec<TcpStream>, limit: usize) {
 #[test]
 fn descriptor_exhaustion_refuses_new_work_and_keeps_links() {
     const LIMIT: usize = 64;
-    let proxy = LimitedProxy::start(LIMIT as u32);
+    let proxy = Proxy::start_with_max_files(LIMIT as u32, &["-v"]);
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("address").port();
     let target = format!("full{}", proxy.epmd_port);
-    let _registration = register(proxy.epmd_port, &target, port);
-    let mut existing: Vec<FakeLink> = (0..2)
-        .map(|i| open_link(proxy.epmd_port, &format!("old{i}"), &target, &listener))
+    let _registration = fake::register(proxy.epmd_port, &target, port);
+    let mut existing: Vec<fake::FakeLink> = (0..2)
+        .map(|i| fake::open_link(proxy.epmd_port, &format!("old{i}"), &target, &listener))
         .collect();
     for (i, link) in existing.iter_mut().enumerate() {
         carries(
@@ -589,7 +454,7 @@ fn descriptor_exhaustion_refuses_new_work_and_keeps_links() {
     let epmd_port = proxy.epmd_port;
     let name = target.clone();
     thread::spawn(move || {
-        let _ = tx.send(lookup(epmd_port, &name));
+        let _ = tx.send(fake::lookup(epmd_port, &name));
     });
     let answer = loop {
         assert!(!idle.is_empty(), "the lookup was never served");
@@ -612,7 +477,7 @@ fn descriptor_exhaustion_refuses_new_work_and_keeps_links() {
     // Full again: a NAMES request is not served, and that is logged.
     wait_accepts_quiet(&proxy);
     exhaust(&proxy, &mut idle, LIMIT);
-    let mut stuck = connect(proxy.epmd_port);
+    let mut stuck = fake::connect(proxy.epmd_port, TIMEOUT);
     stuck
         .write_all(&wire::frame(&[wire::TAG_NAMES_REQ]))
         .expect("NAMES");
@@ -648,7 +513,7 @@ fn descriptor_exhaustion_refuses_new_work_and_keeps_links() {
         String::from_utf8_lossy(&names).contains(&format!("name {target} at port {port}")),
         "{names:?}"
     );
-    let mut fresh = open_link(proxy.epmd_port, "new", &target, &listener);
+    let mut fresh = fake::open_link(proxy.epmd_port, "new", &target, &listener);
     carries(&mut fresh.initiator, &mut fresh.target, &pattern(10_000, 3));
     carries(&mut fresh.target, &mut fresh.initiator, &pattern(10_000, 4));
     let links = proxy.ctl("links");
@@ -683,7 +548,7 @@ fn an_alive_status_does_not_cross_a_full_name_cut() {
     let target_port = listener.local_addr().expect("address").port();
     let target = proxy.unique_name("t");
     let initiator = proxy.unique_name("i");
-    let _registration = register(proxy.epmd_port, &target, target_port);
+    let _registration = fake::register(proxy.epmd_port, &target, target_port);
     // by full names, and by host (the fake initiator is on `localhost`)
     let cuts = [
         format!("{initiator}@localhost | {target}@localhost"),
@@ -693,7 +558,7 @@ fn an_alive_status_does_not_cross_a_full_name_cut() {
         let reply = proxy.ctl(&format!("cut {islands}"));
         assert!(reply.starts_with("OK cut"), "{reply}");
         // The initiator's name passes (the target's host is not known)...
-        let mut link = open_link(proxy.epmd_port, &initiator, &target, &listener);
+        let mut link = fake::open_link(proxy.epmd_port, &initiator, &target, &listener);
         // ...but the target's `alive` status must not.
         link.target.write_all(b"\0\x06salive").expect("status");
         link.initiator

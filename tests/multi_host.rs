@@ -19,94 +19,26 @@
 //! 1 and 2 give epmdpxy their address (loopback is added), host 3 gives
 //! `0.0.0.0`; the second node of each host listens on the host's address
 //! only (`inet_dist_use_interface`), while every node registers over
-//! loopback. The nodes are driven here rather than with `common::ErlNode`,
-//! which starts `-sname` nodes in the test's own namespace.
+//! loopback. The nodes are `common::ErlNode`s spawned inside the
+//! namespaces with `-name`.
 
 mod common;
 
-use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::os::unix::fs::MetadataExt;
-use std::os::unix::process::CommandExt;
-use std::process::{Child, ChildStdin, Command, Output, Stdio};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::sync::{Arc, Mutex};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
-use common::{append_line, kill_group, require_erl, wait_until, wait_until_ok, Proxy};
-
-const EPMDPXY: &str = env!("CARGO_BIN_EXE_epmdpxy");
+use common::process::{run, run_text, Daemon};
+use common::proxy::{epmdpxy_ctl, EPMDPXY};
+use common::{check_views, require_erl, wait_until, wait_until_ok, ErlNode, Proxy};
 
 /// How long one `epmdpxy ctl` run may take.
 const CTL_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// Runs `command`, killing it after `timeout`; returns its output. The
-/// outputs here are a few lines, far below a pipe buffer, so reading after
-/// exit cannot block the child.
-fn run_with_timeout(command: &mut Command, timeout: Duration) -> Output {
-    run_with_input(command, "", timeout)
-}
-
-/// Like `run_with_timeout`, with `input` on stdin.
-fn run_with_input(command: &mut Command, input: &str, timeout: Duration) -> Output {
-    let mut child = command
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"));
-    if let Some(mut stdin) = child.stdin.take() {
-        // A child that exits without reading is fine: ignore EPIPE.
-        let _ = stdin.write_all(input.as_bytes());
-    }
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{command:?} did not finish within {timeout:?}");
-        }
-        thread::sleep(Duration::from_millis(20));
-    };
-    let mut stdout = Vec::new();
-    let mut stderr = Vec::new();
-    if let Some(mut out) = child.stdout.take() {
-        let _ = out.read_to_end(&mut stdout);
-    }
-    if let Some(mut err) = child.stderr.take() {
-        let _ = err.read_to_end(&mut stderr);
-    }
-    Output {
-        status,
-        stdout,
-        stderr,
-    }
-}
-
 /// `epmdpxy ctl ARGS` on loopback, with `EPMDPXY_AT` as given (or unset).
 fn ctl(at_env: Option<&str>, args: &[&str]) -> (i32, String, String) {
-    ctl_with_input(at_env, args, "")
-}
-
-/// `ctl` with `input` on its stdin (for `ctl -`).
-fn ctl_with_input(at_env: Option<&str>, args: &[&str], input: &str) -> (i32, String, String) {
-    let mut command = Command::new(EPMDPXY);
-    command.arg("ctl").args(args);
-    match at_env {
-        Some(value) => command.env("EPMDPXY_AT", value),
-        None => command.env_remove("EPMDPXY_AT"),
-    };
-    let output = run_with_input(&mut command, input, CTL_TIMEOUT);
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
+    epmdpxy_ctl(at_env, args, "")
 }
 
 #[test]
@@ -181,7 +113,7 @@ fn ctl_at_sends_each_command_to_every_proxy() {
 
     // A script on stdin: each command goes to every proxy before the next.
     let script = "# one fault everywhere\ncut n3 | n4\n\nstatus\nheal\n";
-    let (code, out, err) = ctl_with_input(Some(&both), &["-"], script);
+    let (code, out, err) = epmdpxy_ctl(Some(&both), &["-"], script);
     assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
     let per_proxy = |answer: &[&str]| -> Vec<String> {
         [&a, &b]
@@ -244,8 +176,6 @@ const CONTROL_PORT: &str = "4370";
 const CONVERGE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a node may take to boot on a busy machine.
 const NODE_START_TIMEOUT: Duration = Duration::from_secs(40);
-/// Longer than `net_setuptime` (3 s below), so a ping into a cut answers.
-const EVAL_TIMEOUT: Duration = Duration::from_secs(20);
 
 fn host_address(host: usize) -> String {
     format!("10.200.0.{host}")
@@ -257,7 +187,7 @@ fn control_at(host: usize) -> String {
 
 /// Runs `ip ARGS`; Err carries its stderr.
 fn ip(args: &[&str]) -> Result<(), String> {
-    let output = run_with_timeout(Command::new("ip").args(args), Duration::from_secs(20));
+    let output = run(Command::new("ip").args(args), "", Duration::from_secs(20));
     if output.status.success() {
         return Ok(());
     }
@@ -388,211 +318,68 @@ fn skip_or_fail(why: &str) {
     eprintln!("SKIPPED: the three-host namespace test: {why}");
 }
 
-/// An epmdpxy running inside one host's namespace as its EPMD.
-struct HostProxy {
-    child: Child,
-    log: Arc<Mutex<String>>,
-    host: usize,
-}
-
-impl HostProxy {
-    /// Serves EPMD on `listen` (plus loopback) and control on the host's
-    /// address.
-    fn start(net: &Network, host: usize, listen: &str) -> HostProxy {
-        let address = host_address(host);
-        let mut child = net
-            .exec(host, EPMDPXY)
+/// An epmdpxy running inside one host's namespace as its EPMD, on the
+/// standard ports. Not a `Proxy`: that one picks free ports on the test's
+/// own loopback, where it also reaches the control port; this one's is on
+/// the host's address, reached with `ctl_from_host`.
+fn start_host_proxy(net: &Network, host: usize, listen: &str) -> Daemon {
+    let address = host_address(host);
+    let mut daemon = Daemon::spawn(
+        net.exec(host, EPMDPXY)
             .args(["--port", EPMD_PORT, "--control-port", CONTROL_PORT])
             // The test reaches the control ports from another namespace;
             // this prints the no-authentication warning, fine here.
-            .args(["--address", listen, "--control-address", &address, "-v"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn epmdpxy in a namespace");
-        let stderr = child.stderr.take().expect("piped stderr");
-        let log = Arc::new(Mutex::new(String::new()));
-        let (ready_tx, ready_rx) = mpsc::channel();
-        let writer = Arc::clone(&log);
-        thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if line.contains(" ready ") {
-                    let _ = ready_tx.send(line.clone());
-                }
-                if let Ok(mut log) = writer.lock() {
-                    log.push_str(&line);
-                    log.push('\n');
-                }
-            }
-        });
-        let proxy = HostProxy { child, log, host };
-        match ready_rx.recv_timeout(Duration::from_secs(20)) {
-            Ok(line) => assert!(
-                line.contains(&format!("addresses={listen},"))
-                    || line.contains(&format!("addresses={listen} ")),
-                "host {host}: EPMD serves {listen}: {line}"
-            ),
-            Err(_) => panic!("host {host}: no ready line; log:\n{}", proxy.log()),
-        }
-        proxy
+            .args(["--address", listen, "--control-address", &address, "-v"]),
+        &format!("epmdpxy on host {host}"),
+    );
+    let ready = daemon.wait_for_line(Duration::from_secs(20), |line| {
+        line.contains(" ready ").then(|| line.to_owned())
+    });
+    match ready {
+        Ok(line) => assert!(
+            line.contains(&format!("addresses={listen},"))
+                || line.contains(&format!("addresses={listen} ")),
+            "host {host}: EPMD serves {listen}: {line}"
+        ),
+        Err(why) => panic!("host {host}: no ready line ({why}); log:\n{}", daemon.log()),
     }
-
-    fn log(&self) -> String {
-        self.log.lock().map(|l| l.clone()).unwrap_or_default()
-    }
+    daemon
 }
 
-impl Drop for HostProxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if thread::panicking() {
-            eprintln!(
-                "---- epmdpxy log, host {} ----\n{}---- end ----",
-                self.host,
-                self.log()
-            );
-        }
-    }
-}
-
-/// A real OTP node inside a host's namespace, `-name alive@10.200.0.N`.
-/// Dropping it kills its process group.
-struct HostNode {
-    name: String,
-    child: Child,
-    stdin: Option<ChildStdin>,
-    replies: Receiver<String>,
-    output: Arc<Mutex<String>>,
-}
-
-impl HostNode {
-    /// Spawns the node; `wait_ready` waits for it.
-    fn spawn(net: &Network, host: usize, alive: &str, cookie: &str, extra: &[&str]) -> HostNode {
-        let name = format!("{alive}@{}", host_address(host));
-        let mut child = net
-            .exec(host, "erl")
+/// A real OTP node inside a host's namespace, `-name alive@10.200.0.N`,
+/// registered with that host's proxy. Returns once spawned; the caller
+/// waits for it with `wait_ready`.
+fn spawn_host_node(
+    net: &Network,
+    host: usize,
+    alive: &str,
+    cookie: &str,
+    extra: &[&str],
+) -> ErlNode {
+    let name = format!("{alive}@{}", host_address(host));
+    ErlNode::spawn(
+        net.exec(host, "erl")
             .args(["-noshell", "-name", &name, "-setcookie", cookie])
             .args(extra)
             .args(["-start_epmd", "false"])
             .args(["-kernel", "net_ticktime", "2"])
             .args(["-kernel", "net_setuptime", "3"])
-            .args(["-eval", common::DRIVER])
-            .env("ERL_EPMD_PORT", EPMD_PORT)
-            .env_remove("ERL_FLAGS")
-            .env_remove("ERL_AFLAGS")
-            .env_remove("ERL_ZFLAGS")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0)
-            .spawn()
-            .expect("spawn erl in a namespace");
-        let stdin = child.stdin.take();
-        let stdout = child.stdout.take().expect("piped stdout");
-        let stderr = child.stderr.take().expect("piped stderr");
-        let output = Arc::new(Mutex::new(String::new()));
-        let (reply_tx, replies) = mpsc::channel();
-        let log = Arc::clone(&output);
-        thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                match line.strip_prefix(common::REPLY_MARKER) {
-                    Some(reply) => {
-                        let _ = reply_tx.send(reply.to_owned());
-                    }
-                    None => append_line(&log, &line),
-                }
-            }
-        });
-        let log = Arc::clone(&output);
-        thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                append_line(&log, &format!("[stderr] {line}"));
-            }
-        });
-        HostNode {
-            name,
-            child,
-            stdin,
-            replies,
-            output,
-        }
-    }
-
-    /// Waits until the node is distributed (so registered) and answers.
-    fn wait_ready(&mut self) {
-        let reply = self.eval_within("node()", NODE_START_TIMEOUT);
-        assert_eq!(
-            reply.trim_matches('\''),
-            self.name,
-            "node() of {}; output:\n{}",
-            self.name,
-            self.output()
-        );
-    }
-
-    fn output(&self) -> String {
-        self.output.lock().map(|o| o.clone()).unwrap_or_default()
-    }
-
-    fn eval(&mut self, expr: &str) -> String {
-        self.eval_within(expr, EVAL_TIMEOUT)
-    }
-
-    fn eval_within(&mut self, expr: &str, timeout: Duration) -> String {
-        let stdin = self.stdin.as_mut().expect("node stdin");
-        stdin
-            .write_all(format!("{expr}.\n").as_bytes())
-            .and_then(|()| stdin.flush())
-            .unwrap_or_else(|e| panic!("{}: cannot send {expr:?}: {e}", self.name));
-        match self.replies.recv_timeout(timeout) {
-            Ok(reply) => reply,
-            Err(RecvTimeoutError::Timeout) => panic!(
-                "{}: no reply to {expr:?} within {timeout:?}; output:\n{}",
-                self.name,
-                self.output()
-            ),
-            Err(RecvTimeoutError::Disconnected) => panic!(
-                "{} exited before replying to {expr:?}; output:\n{}",
-                self.name,
-                self.output()
-            ),
-        }
-    }
-
-    /// `nodes()`, sorted.
-    fn nodes(&mut self) -> Vec<String> {
-        let reply = self.eval("lists:sort(nodes())");
-        let inner = reply.trim_start_matches('[').trim_end_matches(']');
-        inner
-            .split(',')
-            .map(|name| name.trim().trim_matches('\'').to_owned())
-            .filter(|name| !name.is_empty())
-            .collect()
-    }
-
-    fn ping(&mut self, other: &str) -> bool {
-        match self.eval(&format!("net_adm:ping('{other}')")).as_str() {
-            "pong" => true,
-            "pang" => false,
-            reply => panic!("{} ping {other}: {reply}", self.name),
-        }
-    }
+            .env("ERL_EPMD_PORT", EPMD_PORT),
+        &name,
+    )
 }
 
-impl Drop for HostNode {
-    fn drop(&mut self) {
-        self.stdin = None;
-        kill_group(&mut self.child);
-        if thread::panicking() {
-            eprintln!(
-                "---- output of {} ----\n{}---- end ----",
-                self.name,
-                self.output()
-            );
-        }
-    }
+/// Waits until `node` is distributed (so registered) under the name it
+/// was given, and answers.
+fn wait_ready(node: &mut ErlNode) {
+    node.wait_distributed(NODE_START_TIMEOUT);
+    assert_eq!(
+        node.full_name(),
+        node.short_name(),
+        "node() of {}; output:\n{}",
+        node.short_name(),
+        node.output()
+    );
 }
 
 /// Runs `epmdpxy ctl` inside `host`'s namespace (from where every host's
@@ -605,48 +392,23 @@ fn ctl_from_host(net: &Network, host: usize, at_env: Option<&str>, args: &[&str]
         Some(value) => command.env("EPMDPXY_AT", value),
         None => command.env_remove("EPMDPXY_AT"),
     };
-    let output = run_with_timeout(&mut command, CTL_TIMEOUT);
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    let code = output.status.code().unwrap_or(-1);
+    let (code, stdout, stderr) = run_text(&mut command, "", CTL_TIMEOUT);
     if code != 0 {
         eprintln!("ctl {args:?} exited {code}: stdout:\n{stdout}stderr:\n{stderr}");
     }
     (code, stdout)
 }
 
-/// Compares every node's `nodes()` with `expected` (name → peers).
-fn check_views(
-    nodes: &mut [HostNode],
-    expected: &BTreeMap<String, Vec<String>>,
-) -> Result<(), String> {
-    let mut wrong = Vec::new();
-    for node in nodes.iter_mut() {
-        let seen = node.nodes();
-        let want = &expected[&node.name];
-        if &seen != want {
-            wrong.push(format!("{} sees {seen:?}, want {want:?}", node.name));
-        }
-    }
-    if wrong.is_empty() {
-        Ok(())
-    } else {
-        Err(wrong.join("; "))
-    }
-}
-
-/// Every node expects every node for which `together(a, b)` holds.
-fn views(names: &[String], together: impl Fn(&str, &str) -> bool) -> BTreeMap<String, Vec<String>> {
+/// The peers each node must see (indexes into `names`, for
+/// `check_views`): every other node for which `together(a, b)` holds.
+fn views(names: &[String], together: impl Fn(&str, &str) -> bool) -> Vec<Vec<usize>> {
     names
         .iter()
-        .map(|me| {
-            let mut peers: Vec<String> = names
-                .iter()
-                .filter(|other| *other != me && together(me, other))
-                .cloned()
-                .collect();
-            peers.sort();
-            (me.clone(), peers)
+        .enumerate()
+        .map(|(i, me)| {
+            (0..names.len())
+                .filter(|&j| j != i && together(me, &names[j]))
+                .collect()
         })
         .collect()
 }
@@ -669,10 +431,10 @@ fn three_hosts_one_command_cuts_and_heals_the_cluster() {
     };
     // Hosts 1 and 2 name their address (loopback is added), host 3 listens
     // on every address.
-    let _proxies: Vec<HostProxy> = (1..=HOSTS)
+    let _proxies: Vec<Daemon> = (1..=HOSTS)
         .map(|h| match h {
-            3 => HostProxy::start(&net, h, "0.0.0.0"),
-            _ => HostProxy::start(&net, h, &host_address(h)),
+            3 => start_host_proxy(&net, h, "0.0.0.0"),
+            _ => start_host_proxy(&net, h, &host_address(h)),
         })
         .collect();
     let every_proxy = (1..=HOSTS).map(control_at).collect::<Vec<_>>().join(",");
@@ -688,7 +450,7 @@ fn three_hosts_one_command_cuts_and_heals_the_cluster() {
     // The same two names on every host, as real clusters have them
     // (app@host1, app@host2, ...): n1 and n2.
     let cookie = format!("epmdpxy_mh_{}", std::process::id());
-    let mut nodes: Vec<HostNode> = Vec::new();
+    let mut nodes: Vec<ErlNode> = Vec::new();
     for host in 1..=HOSTS {
         for alive in ["n1", "n2"] {
             // n2 listens on its host's address only, not on loopback: the
@@ -698,13 +460,13 @@ fn three_hosts_one_command_cuts_and_heals_the_cluster() {
                 "n2" => &["-kernel", "inet_dist_use_interface", &interface],
                 _ => &[],
             };
-            nodes.push(HostNode::spawn(&net, host, alive, &cookie, extra));
+            nodes.push(spawn_host_node(&net, host, alive, &cookie, extra));
         }
     }
     for node in &mut nodes {
-        node.wait_ready();
+        wait_ready(node);
     }
-    let names: Vec<String> = nodes.iter().map(|n| n.name.clone()).collect();
+    let names: Vec<String> = nodes.iter().map(|n| n.full_name().to_owned()).collect();
     let [h1n1, h1n2, h2n1, _, _, h3n2] = [0, 1, 2, 3, 4, 5].map(|i| names[i].clone());
 
     // Each proxy has exactly its host's two nodes (they registered over

@@ -23,9 +23,10 @@ use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use common::{fake, Proxy};
+use common::rng::{seed, Rng};
+use common::{fake, wait_until, Proxy};
 
 const LINKS: usize = 8;
 /// Each direction of each link carries at least this much.
@@ -43,16 +44,12 @@ const IO_TIMEOUT: Duration = Duration::from_secs(30);
 // Stream contents
 // ---------------------------------------------------------------------------
 
-/// Pseudo-random bytes the blocks are cut from (splitmix64).
+/// Pseudo-random bytes the blocks are cut from.
 fn table(seed: u64) -> Arc<Vec<u8>> {
-    let mut state = seed;
+    let mut rng = Rng::new(seed);
     let mut bytes = Vec::with_capacity(TABLE + BLOCK);
     while bytes.len() < TABLE + BLOCK {
-        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        bytes.extend_from_slice(&(z ^ (z >> 31)).to_le_bytes());
+        bytes.extend_from_slice(&rng.next_u64().to_le_bytes());
     }
     Arc::new(bytes)
 }
@@ -149,20 +146,6 @@ fn read_stream(
 // Fake nodes
 // ---------------------------------------------------------------------------
 
-fn register(epmd_port: u16, name: &str, port: u16) -> TcpStream {
-    let mut stream = TcpStream::connect(("127.0.0.1", epmd_port)).expect("connect to EPMD");
-    fake::alive2(&mut stream, &fake::node_info(name, port));
-    stream
-}
-
-fn lookup(epmd_port: u16, name: &str) -> u16 {
-    let mut stream = TcpStream::connect(("127.0.0.1", epmd_port)).expect("connect to EPMD");
-    match fake::port_please2(&mut stream, name) {
-        Some(info) => info.port,
-        None => panic!("lookup of {name}: not found"),
-    }
-}
-
 /// One proxied link: the initiator's and the target's ends.
 struct Link {
     initiator: String,
@@ -172,18 +155,16 @@ struct Link {
 }
 
 fn open_link(epmd_port: u16, initiator: &str, target: &str, listener: &TcpListener) -> Link {
-    let port = lookup(epmd_port, target);
-    let mut initiator_end = TcpStream::connect(("127.0.0.1", port)).expect("connect to the proxy");
-    let target_end = fake::relay_send_name(&mut initiator_end, initiator, listener, IO_TIMEOUT);
-    for end in [&initiator_end, &target_end] {
+    let link = fake::open_link(epmd_port, initiator, target, listener);
+    for end in [&link.initiator, &link.target] {
         end.set_read_timeout(Some(IO_TIMEOUT)).expect("timeout");
         end.set_write_timeout(Some(IO_TIMEOUT)).expect("timeout");
     }
     Link {
         initiator: initiator.to_owned(),
         target: target.to_owned(),
-        initiator_end,
-        target_end,
+        initiator_end: link.initiator,
+        target_end: link.target,
     }
 }
 
@@ -234,14 +215,8 @@ fn link_table(proxy: &Proxy, links: &[Link]) -> Vec<(String, Counters)> {
 
 /// A random cut: the command's argument and, per link, which directions
 /// it holds (up, down).
-fn random_cut(rng: &mut u64, links: &[Link]) -> (String, Vec<(bool, bool)>) {
-    let mut next = |n: usize| {
-        *rng = rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = *rng;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        ((z ^ (z >> 31)) % n as u64) as usize
-    };
+fn random_cut(rng: &mut Rng, links: &[Link]) -> (String, Vec<(bool, bool)>) {
+    let mut next = |n: usize| rng.below(n);
     let mut held = vec![(false, false); links.len()];
     let a = next(links.len());
     let spec = match next(4) {
@@ -291,16 +266,7 @@ fn state_for(held: (bool, bool)) -> &'static str {
 
 #[test]
 fn streams_survive_random_cuts_byte_exact() {
-    let seed = std::env::var("SOAK_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_nanos() as u64)
-                .unwrap_or(1)
-        });
-    eprintln!("soak: SOAK_SEED={seed}");
+    let seed = seed("SOAK_SEED", "soak");
     let started = Instant::now();
     // -v: the proxy logs each link's byte counts when it closes.
     let proxy = Proxy::start(&["-v"]);
@@ -314,8 +280,8 @@ fn streams_survive_random_cuts_byte_exact() {
         let target = format!("soakT{i}_{}", proxy.epmd_port);
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind target");
         let port = listener.local_addr().expect("address").port();
-        registrations.push(register(proxy.epmd_port, &target, port));
-        registrations.push(register(proxy.epmd_port, &initiator, 1));
+        registrations.push(fake::register(proxy.epmd_port, &target, port));
+        registrations.push(fake::register(proxy.epmd_port, &initiator, 1));
         links.push(open_link(proxy.epmd_port, &initiator, &target, &listener));
     }
     assert_eq!(link_table(&proxy, &links).len(), LINKS);
@@ -347,7 +313,7 @@ fn streams_survive_random_cuts_byte_exact() {
     }
 
     // The driver: short random cuts while the streams flow.
-    let mut rng = seed ^ 0x5EED;
+    let mut rng = Rng::new(seed ^ 0x5EED);
     let mut cycles = 0;
     let mut held_directions = 0;
     loop {
@@ -364,7 +330,7 @@ fn streams_survive_random_cuts_byte_exact() {
         }
         // The cut lasts 10-60 ms: long enough for many chunks, short
         // against any tick timeout a real node would have.
-        thread::sleep(Duration::from_millis(10 + rng % 50));
+        thread::sleep(Duration::from_millis(10 + rng.below(50) as u64));
         let during = link_table(&proxy, &links);
         for (i, (((_, was), (_, now)), &(up, down))) in
             before.iter().zip(&during).zip(&held).enumerate()
@@ -387,7 +353,7 @@ fn streams_survive_random_cuts_byte_exact() {
         let reply = proxy.ctl(&format!("fix {spec}"));
         assert_eq!(reply, format!("OK fix {spec}"), "cycle {cycles}");
         cycles += 1;
-        thread::sleep(Duration::from_millis(rng % 30));
+        thread::sleep(Duration::from_millis(rng.below(30) as u64));
     }
     let cycles_done_at = started.elapsed();
     stop.store(true, Ordering::Relaxed);
@@ -420,7 +386,7 @@ fn streams_survive_random_cuts_byte_exact() {
             written[2 * i] + hello.len() as u64,
             written[2 * i + 1]
         );
-        common::wait_until(IO_TIMEOUT, "the proxy to log the link closed", || {
+        wait_until(IO_TIMEOUT, "the proxy to log the link closed", || {
             proxy.log().contains(&want)
         });
     }

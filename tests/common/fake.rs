@@ -1,27 +1,32 @@
 //! Fake nodes: sockets that play an Erlang node on the wire, byte for byte
-//! as a node would, plus readers for the control port's item lists.
+//! as a node would.
 //!
 //! A fake node registers with ALIVE2 and holds the registration while its
 //! EPMD connection stays open; an initiator looks its target up with
 //! PORT_PLEASE2, connects to the proxy port it is given and sends a
 //! `send_name` first, so the proxy knows both ends of the link.
 //!
-//! The pieces take an already connected stream where the test files open
-//! their sockets differently (timeouts, bounded connects), so every
-//! caller keeps exactly its own settings and assertions.
+//! `register`, `lookup` and `open_link` do the usual thing with `TIMEOUT`
+//! on every read; the pieces below them take an already connected stream,
+//! for callers that need other settings.
 
-// Each test binary uses only some of these.
-#![allow(dead_code)]
-
-use std::io::{Read, Write};
+use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::time::Duration;
+use std::thread;
+use std::time::{Duration, Instant};
 
 use epmdpxy::epmd::wire::{self, NodeInfo, NODE_TYPE_NORMAL};
 use epmdpxy::proxy::handshake::encode_send_name_v6;
 
-/// Distribution flags of a fake initiator's `send_name`.
+/// Distribution flags of a fake initiator's `send_name` (those of an
+/// OTP 25 node; the proxy only reads the name).
 pub const SEND_NAME_FLAGS: u64 = 0x0d_7fbd;
+
+/// How long `register`, `lookup` and `open_link` wait for any one connect
+/// or read.
+pub const TIMEOUT: Duration = Duration::from_secs(10);
+/// How often `accept_within` looks for a connection.
+const ACCEPT_POLL: Duration = Duration::from_millis(10);
 
 // ---------------------------------------------------------------------------
 // Sockets
@@ -41,6 +46,32 @@ pub fn connect_within(port: u16, timeout: Duration) -> TcpStream {
     let stream = TcpStream::connect_timeout(&address, timeout)
         .unwrap_or_else(|e| panic!("connect to 127.0.0.1:{port}: {e}"));
     tune(stream, timeout)
+}
+
+/// Accepts one connection on `listener` (a fake node's) within `timeout`.
+/// The listener and the stream are left blocking.
+pub fn accept_within(listener: &TcpListener, timeout: Duration) -> io::Result<TcpStream> {
+    listener.set_nonblocking(true)?;
+    let deadline = Instant::now() + timeout;
+    let accepted = loop {
+        match listener.accept() {
+            Ok((stream, _)) => break Ok(stream),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock && Instant::now() < deadline => {
+                thread::sleep(ACCEPT_POLL)
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                break Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("no connection within {timeout:?}"),
+                ))
+            }
+            Err(e) => break Err(e),
+        }
+    };
+    listener.set_nonblocking(false)?;
+    let stream = accepted?;
+    stream.set_nonblocking(false)?;
+    Ok(stream)
 }
 
 fn tune(stream: TcpStream, timeout: Duration) -> TcpStream {
@@ -104,6 +135,28 @@ pub fn port_please2(stream: &mut TcpStream, name: &str) -> Option<NodeInfo> {
         .unwrap_or_else(|| panic!("malformed PORT2 reply for {name}: {reply:?}"))
 }
 
+/// Registers `info` with the EPMD on `epmd_port`; returns the connection
+/// that holds the registration (closing it unregisters) and the creation.
+pub fn register_node(epmd_port: u16, info: &NodeInfo) -> (TcpStream, u32) {
+    let mut stream = connect_within(epmd_port, TIMEOUT);
+    let creation = alive2(&mut stream, info);
+    (stream, creation)
+}
+
+/// Registers a normal node `name` listening on `port` (see `node_info`);
+/// the registration lasts while the returned connection is open.
+pub fn register(epmd_port: u16, name: &str, port: u16) -> TcpStream {
+    register_node(epmd_port, &node_info(name, port)).0
+}
+
+/// Looks `name` up with PORT_PLEASE2: the port the EPMD hands out (a
+/// proxy listener), or `None` for "not found".
+pub fn lookup(epmd_port: u16, name: &str) -> Option<u16> {
+    let info = port_please2(&mut connect_within(epmd_port, TIMEOUT), name)?;
+    assert_eq!(info.name, name.as_bytes(), "PORT2 answered another node");
+    Some(info.port)
+}
+
 // ---------------------------------------------------------------------------
 // Links through the proxy
 // ---------------------------------------------------------------------------
@@ -126,7 +179,8 @@ pub fn relay_send_name(
 ) -> TcpStream {
     let hello = send_name(initiator, 1);
     initiator_end.write_all(&hello).expect("send_name");
-    let (mut target_end, _) = listener.accept().expect("the proxy connects to the target");
+    let mut target_end =
+        accept_within(listener, timeout).expect("the proxy connects to the target");
     target_end.set_read_timeout(Some(timeout)).expect("timeout");
     let mut got = vec![0u8; hello.len()];
     target_end.read_exact(&mut got).expect("send_name relayed");
@@ -134,18 +188,35 @@ pub fn relay_send_name(
     target_end
 }
 
-// ---------------------------------------------------------------------------
-// Control replies
-// ---------------------------------------------------------------------------
-
-/// The item lines of a multi-line control reply (`nodes`, `links`, ...):
-/// the lines after the header, without `END`.
-pub fn items(reply: &str) -> impl Iterator<Item = &str> {
-    reply.lines().skip(1).filter(|line| *line != "END")
+/// A fake initiator's and a fake target's ends of one proxied link.
+pub struct FakeLink {
+    pub initiator: TcpStream,
+    pub target: TcpStream,
 }
 
-/// The value of `key=` (e.g. `"port="`) among the words of an item line.
-pub fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
-    line.split_whitespace()
-        .find_map(|word| word.strip_prefix(key))
+/// Looks `target` up, connects to the proxy port as `initiator` (sending
+/// its `send_name`) and accepts the proxy's connection on `listener`, the
+/// target's. Both ends read with `TIMEOUT`.
+pub fn open_link(
+    epmd_port: u16,
+    initiator: &str,
+    target: &str,
+    listener: &TcpListener,
+) -> FakeLink {
+    let port = lookup(epmd_port, target).unwrap_or_else(|| panic!("{target} not found"));
+    let mut initiator_end = connect_within(port, TIMEOUT);
+    let target_end = relay_send_name(&mut initiator_end, initiator, listener, TIMEOUT);
+    FakeLink {
+        initiator: initiator_end,
+        target: target_end,
+    }
+}
+
+/// Reads one handshake message: a 2-byte length, then the body.
+pub fn read_message(stream: &mut TcpStream) -> io::Result<Vec<u8>> {
+    let mut length = [0u8; 2];
+    stream.read_exact(&mut length)?;
+    let mut body = vec![0u8; usize::from(u16::from_be_bytes(length))];
+    stream.read_exact(&mut body)?;
+    Ok(body)
 }

@@ -516,10 +516,21 @@ fn three_hosts_one_command_cuts_and_heals_the_cluster() {
     let islands = "cut *@10.200.0.1 | *@10.200.0.2,*@10.200.0.3";
     let (code, out) = ctl_from_host(&net, 1, None, &["--at", &every_proxy, islands]);
     assert_eq!(code, 0, "{out}");
-    let expected: Vec<String> = (1..=HOSTS)
-        .map(|h| format!("{}: OK {islands}", control_at(h)))
-        .collect();
-    assert_eq!(out.lines().collect::<Vec<_>>(), expected, "{out}");
+    // Each proxy counts the live links it now holds: together, every link
+    // between host 1's two nodes and the other four (one link per pair in
+    // the full mesh), each held by the proxy of its target.
+    let mut held = 0;
+    for (h, line) in (1..=HOSTS).zip(out.lines()) {
+        let head = format!("{}: OK {islands} (", control_at(h));
+        let count = line
+            .strip_prefix(&head)
+            .and_then(|rest| rest.strip_suffix(" live links held)").or(rest.strip_suffix(" live link held)")))
+            .and_then(|n| n.parse::<usize>().ok())
+            .unwrap_or_else(|| panic!("{line:?} should read {head}N live links held)\n{out}"));
+        held += count;
+    }
+    assert_eq!(out.lines().count(), HOSTS, "{out}");
+    assert_eq!(held, 2 * 4, "links held across the cut:\n{out}");
 
     let split = views(&names, |a, b| {
         (host_of(a) == "10.200.0.1") == (host_of(b) == "10.200.0.1")

@@ -132,7 +132,7 @@ fn reset_gives_nodedown_at_once_and_allows_new_links() {
 
     let before_ms = now_ms();
     let reply = proxy.ctl_ok(&format!("reset {} | {}", shorts[0], shorts[1]));
-    assert!(reply.ends_with("(1 links closed)"), "{reply:?}");
+    assert!(reply.ends_with("(1 link closed)"), "{reply:?}");
 
     let mut downs = Vec::new();
     wait_until_ok(Duration::from_secs(10), "nodedown on both nodes", || {

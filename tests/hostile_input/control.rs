@@ -19,6 +19,8 @@ enum ControlExpect {
     /// A reply starting `OK` or `ERR ` (or `OK bye` and a close).
     OkOrErr,
     Ok,
+    /// `OK`, or the refusal of a `fix` whose cut is not in force.
+    OkOrNoSuchFault,
     Err,
     /// `ERR`, but not the over-long-line one (the line is within the limit).
     ErrWithinLimit,
@@ -121,7 +123,13 @@ fn control_line(rng: &mut Rng) -> (&'static str, Vec<u8>, ControlExpect) {
             for _ in 0..rng.below(3) {
                 text.push(' ');
             }
-            ("valid command", text.into_bytes(), ControlExpect::Ok)
+            // A fix of a cut that is not in force is refused, and says so.
+            let expect = if command.starts_with("fix") {
+                ControlExpect::OkOrNoSuchFault
+            } else {
+                ControlExpect::Ok
+            };
+            ("valid command", text.into_bytes(), expect)
         }
         6 => {
             let bad = [
@@ -193,6 +201,9 @@ fn check_control_reply(expect: &ControlExpect, reply: &[String]) -> Result<(), S
     let ok = match expect {
         ControlExpect::OkOrErr => first.starts_with("OK") || first.starts_with("ERR "),
         ControlExpect::Ok => first.starts_with("OK"),
+        ControlExpect::OkOrNoSuchFault => {
+            first.starts_with("OK") || first.starts_with("ERR no such fault in force")
+        }
         ControlExpect::Err => first.starts_with("ERR "),
         ControlExpect::ErrWithinLimit => first.starts_with("ERR ") && !first.starts_with(TOO_LONG),
         ControlExpect::TooLong => first.starts_with(TOO_LONG),

@@ -586,7 +586,9 @@ fn an_alive_status_does_not_cross_a_full_name_cut() {
         let reply = proxy.ctl(&format!("fix {islands}"));
         assert!(reply.starts_with("OK fix"), "{reply}");
         let mut got = vec![0u8; hello.len()];
-        target_end.read_exact(&mut got).expect("send_name after the fix");
+        target_end
+            .read_exact(&mut got)
+            .expect("send_name after the fix");
         assert_eq!(got, hello);
         let mut status = [0u8; 8];
         initiator_end

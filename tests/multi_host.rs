@@ -524,7 +524,10 @@ fn three_hosts_one_command_cuts_and_heals_the_cluster() {
         let head = format!("{}: OK {islands} (", control_at(h));
         let count = line
             .strip_prefix(&head)
-            .and_then(|rest| rest.strip_suffix(" live links held)").or(rest.strip_suffix(" live link held)")))
+            .and_then(|rest| {
+                rest.strip_suffix(" live links held)")
+                    .or(rest.strip_suffix(" live link held)"))
+            })
             .and_then(|n| n.parse::<usize>().ok())
             .unwrap_or_else(|| panic!("{line:?} should read {head}N live links held)\n{out}"));
         held += count;

@@ -361,7 +361,10 @@ fn jitter_delays(seed: u64) -> Vec<f64> {
     assert_eq!(proxy.ctl("seed"), format!("OK seed {seed}"));
     let _a = fake_node(&proxy, "a");
     let b = fake_node(&proxy, "b");
-    assert_eq!(proxy.ctl(DELAY), format!("OK {DELAY}"));
+    assert_eq!(
+        proxy.ctl(DELAY),
+        format!("OK {DELAY} (0 live links shaped)")
+    );
     let b_info = fake::port_please2(&mut fake::connect(proxy.epmd_port, TIMEOUT), "b");
     let proxy_port = b_info.expect("b is registered").port;
 

@@ -279,8 +279,8 @@ fn erlang_helper_starts_stops_and_reports_errors() {
         &format!("[{{\"ERL_EPMD_PORT\",\"{epmd_port}\"}}]"),
     );
 
-    // ERR replies become {error, Why}; cuts of names not registered yet
-    // are accepted.
+    // ERR replies become {error, Why}; a cut of names not registered yet
+    // is an error and is undone, unless asked to wait for the nodes.
     eval_expect(
         &mut erl,
         "epmdpxy_ctl:command(persistent_term:get(pxy), \"frob\")",
@@ -294,12 +294,28 @@ fn erlang_helper_starts_stops_and_reports_errors() {
     eval_expect(
         &mut erl,
         "epmdpxy_ctl:cut(persistent_term:get(pxy), [a, [b, \"c\"]])",
+        "{error,{not_registered,[<<\"a\">>,<<\"b\">>,<<\"c\">>]}}",
+    );
+    eval_expect(
+        &mut erl,
+        "epmdpxy_ctl:status(persistent_term:get(pxy))",
+        "{ok,[]}",
+    );
+    eval_expect(
+        &mut erl,
+        "epmdpxy_ctl:cut(persistent_term:get(pxy), [a, [b, \"c\"]], #{pending => true})",
         "ok",
     );
     eval_expect(
         &mut erl,
         "epmdpxy_ctl:status(persistent_term:get(pxy))",
         "{ok,[<<\"cut a | b\">>,<<\"cut a | c\">>]}",
+    );
+    // No live link crosses the cut: it is blocked at once.
+    eval_expect(
+        &mut erl,
+        "epmdpxy_ctl:wait_for_blocked(persistent_term:get(pxy), \"a | b,c\", 1000)",
+        "ok",
     );
     let help = erl.eval("epmdpxy_ctl:request(persistent_term:get(pxy), \"help\")");
     assert!(

@@ -10,6 +10,7 @@
 %%%   Env  = epmdpxy_ctl:node_env(Pxy),         % ERL_EPMD_PORT=P
 %%%   ... start peer nodes with Args and Env ...
 %%%   ok = epmdpxy_ctl:cut(Pxy, [[N1], [N2, N3]]),
+%%%   ok = epmdpxy_ctl:wait_for_blocked(Pxy, [[N1], [N2, N3]], 5000),
 %%%   ok = epmdpxy_ctl:fix(Pxy, [[N1], [N2, N3]]),
 %%%   ok = epmdpxy_ctl:heal(Pxy),
 %%%   ok = epmdpxy_ctl:command(Pxy, "any control command"),
@@ -38,7 +39,8 @@
 -export([start/0, start/1, stop/1, epmd_port/1, control_port/1, log/1,
          node_args/1, node_env/1,
          command/2, command/3, request/2, request/3,
-         cut/2, fix/2, heal/1, status/1, nodes/1, links/1]).
+         cut/2, cut/3, fix/2, heal/1, status/1, nodes/1, links/1,
+         wait_for_blocked/3]).
 
 -export_type([proxy/0, control/0, islands/0]).
 
@@ -158,10 +160,46 @@ node_env(Proxy) ->
 %% Control commands
 %%--------------------------------------------------------------------
 
-%% Cuts every link between nodes of different islands, both ways.
+%% @equiv cut(Control, Islands, #{})
 -spec cut(control(), islands()) -> ok | error().
 cut(Control, Islands) ->
-    command(Control, ["cut ", islands_text(Islands)]).
+    cut(Control, Islands, #{}).
+
+%% Cuts every link between nodes of different islands, both ways. A name
+%% that matches no registered node (nor an end of a live link) is an
+%% error, `{error, {not_registered, Names}}', and the cut is undone, so a
+%% typo or a node named differently (`peer:random_name/0' adds a suffix)
+%% never passes for a partition. With `#{pending => true}' such a cut is
+%% kept for the nodes to come, and epmdpxy's note is logged.
+-spec cut(control(), islands(), #{pending => boolean()}) -> ok | error().
+cut(Control, Islands, Options) ->
+    Text = islands_text(Islands),
+    case request(Control, ["cut ", Text]) of
+        {ok, Summary, _} ->
+            case {not_registered(Summary), maps:get(pending, Options, false)} of
+                {[], _} ->
+                    ok;
+                {_, true} ->
+                    logger:notice("epmdpxy: ~ts", [Summary]),
+                    ok;
+                {Names, false} ->
+                    _ = request(Control, ["fix ", Text]),
+                    {error, {not_registered, Names}}
+            end;
+        {error, _} = Error ->
+            Error
+    end.
+
+%% Waits until epmdpxy reports every live link between nodes of different
+%% islands held both ways (`state=cut' in `links'), and no link whose
+%% initiator it could not learn towards one of them: the moment the cut
+%% is in force for every live link (what RabbitMQ's `wait_for_blocked'
+%% gives its suites). Nodes are compared by their name before `@'.
+-spec wait_for_blocked(control(), islands(), timeout()) ->
+          ok | {error, {timeout, [binary()]}} | error().
+wait_for_blocked(Control, Islands, Timeout) ->
+    Groups = [[alive(Name) || Name <- Island] || Island <- islands_list(Islands)],
+    wait_blocked(Control, Groups, deadline(Timeout)).
 
 %% Undoes exactly that cut. Links do not come back by themselves: the next
 %% message or net_adm:ping/1 between two nodes opens a new one.
@@ -278,6 +316,75 @@ chomp(Line) ->
     end.
 
 summary(Rest) -> string:trim(Rest, leading).
+
+%% The names of a `(not registered yet: a,b; applies when they appear)'
+%% note, if the reply has one.
+not_registered(Summary) ->
+    Marker = <<"(not registered yet: ">>,
+    case binary:split(Summary, Marker) of
+        [_, Rest] ->
+            [Names | _] = binary:split(Rest, <<";">>),
+            [Name || Name <- binary:split(Names, <<",">>, [global]), Name =/= <<>>];
+        [_] ->
+            []
+    end.
+
+wait_blocked(Control, Groups, Deadline) ->
+    case links(Control) of
+        {ok, Lines} ->
+            case [Line || Line <- Lines, not blocked(Line, Groups)] of
+                [] ->
+                    ok;
+                Open ->
+                    case left(Deadline) of
+                        0 -> {error, {timeout, Open}};
+                        _ -> timer:sleep(50), wait_blocked(Control, Groups, Deadline)
+                    end
+            end;
+        {error, _} = Error ->
+            Error
+    end.
+
+%% A `links' line is fine for the cut when it does not cross it, or is
+%% held both ways; a link from an unknown initiator to a node of the cut
+%% is not (the proxy cannot say).
+blocked(Line, Groups) ->
+    case string:lexemes(Line, " ") of
+        [_Id, From, <<"->">>, To, <<"state=", State/binary>> | _] ->
+            Island = fun(Name) -> island_of(alive(Name), Groups, 1) end,
+            case {Island(From), Island(To)} of
+                {_, none} -> true;
+                {none, _} when From =:= <<"unknown">>; From =:= <<"?">> -> false;
+                {none, _} -> true;
+                {Same, Same} -> true;
+                {_, _} -> State =:= <<"cut">>
+            end;
+        _ ->
+            true
+    end.
+
+island_of(_Name, [], _N) -> none;
+island_of(Name, [Group | Groups], N) ->
+    case lists:member(Name, Group) of
+        true -> N;
+        false -> island_of(Name, Groups, N + 1)
+    end.
+
+%% The part of a node name before `@', as a binary.
+alive(Name) ->
+    Text = unicode:characters_to_binary(name_text(Name)),
+    hd(binary:split(Text, <<"@">>)).
+
+%% Islands as lists of names, from either form islands() takes.
+islands_list(Text) when is_binary(Text) ->
+    [string:lexemes(Island, ", ") || Island <- binary:split(Text, <<"|">>, [global])];
+islands_list([Char | _] = Text) when is_integer(Char) ->
+    islands_list(unicode:characters_to_binary(Text));
+islands_list(Islands) when is_list(Islands) ->
+    [case Island of
+         [First | _] when not is_integer(First) -> Island;
+         _ -> [Island]
+     end || Island <- Islands].
 
 data({ok, _Summary, Data}) -> {ok, Data};
 data({error, _} = Error) -> Error.

@@ -11,6 +11,7 @@ defmodule EpmdpxyCtl do
       env = EpmdpxyCtl.node_env(pxy)            # ERL_EPMD_PORT=P
       # ... start :peer nodes with args and env ...
       :ok = EpmdpxyCtl.cut(pxy, [[n1], [n2, n3]])
+      :ok = EpmdpxyCtl.wait_for_blocked(pxy, [[n1], [n2, n3]], 5_000)
       :ok = EpmdpxyCtl.fix(pxy, [[n1], [n2, n3]])
       :ok = EpmdpxyCtl.heal(pxy)
       :ok = EpmdpxyCtl.command(pxy, "any control command")
@@ -152,9 +153,52 @@ defmodule EpmdpxyCtl do
 
   ## Control commands
 
-  @doc "Cuts every link between nodes of different islands, both ways."
-  @spec cut(control, islands) :: :ok | error
-  def cut(control, islands), do: command(control, "cut " <> islands_text(islands))
+  @doc """
+  Cuts every link between nodes of different islands, both ways. A name
+  that matches no registered node (nor an end of a live link) is an error,
+  `{:error, {:not_registered, names}}`, and the cut is undone, so a typo or
+  a node named differently (`:peer.random_name/0` adds a suffix) never
+  passes for a partition. With `pending: true` such a cut is kept for the
+  nodes to come, and epmdpxy's note is logged.
+  """
+  @spec cut(control, islands, keyword) :: :ok | error
+  def cut(control, islands, options \\ []) do
+    text = islands_text(islands)
+
+    with {:ok, summary, _} <- request(control, "cut " <> text) do
+      case {not_registered(summary), Keyword.get(options, :pending, false)} do
+        {[], _} ->
+          :ok
+
+        {_, true} ->
+          require Logger
+          Logger.notice("epmdpxy: " <> summary)
+          :ok
+
+        {names, false} ->
+          _ = request(control, "fix " <> text)
+          {:error, {:not_registered, names}}
+      end
+    end
+  end
+
+  @doc """
+  Waits until epmdpxy reports every live link between nodes of different
+  islands held both ways (`state=cut` in `links`), and no link whose
+  initiator it could not learn towards one of them: the moment the cut is
+  in force for every live link. Nodes are compared by their name before
+  `@`. `{:error, {:timeout, open_links}}` if that does not happen in time.
+  """
+  @spec wait_for_blocked(control, islands, timeout) :: :ok | error
+  def wait_for_blocked(control, islands, timeout) do
+    groups =
+      islands
+      |> islands_text()
+      |> String.split("|")
+      |> Enum.map(fn island -> island |> String.split(",", trim: true) |> Enum.map(&alive/1) end)
+
+    wait_blocked(control, groups, deadline(timeout))
+  end
 
   @doc """
   Undoes exactly that cut. Links do not come back by themselves: the next
@@ -256,6 +300,52 @@ defmodule EpmdpxyCtl do
       {:error, reason} -> {:error, {:recv, reason}}
     end
   end
+
+  defp not_registered(summary) do
+    case String.split(summary, "(not registered yet: ", parts: 2) do
+      [_, rest] -> rest |> String.split(";", parts: 2) |> hd() |> String.split(",", trim: true)
+      [_] -> []
+    end
+  end
+
+  defp wait_blocked(control, groups, deadline) do
+    with {:ok, lines} <- links(control) do
+      case Enum.reject(lines, &blocked?(&1, groups)) do
+        [] ->
+          :ok
+
+        open ->
+          if left(deadline) == 0 do
+            {:error, {:timeout, open}}
+          else
+            Process.sleep(50)
+            wait_blocked(control, groups, deadline)
+          end
+      end
+    end
+  end
+
+  # A `links` line is fine for the cut when it does not cross it, or is
+  # held both ways; a link from an unknown initiator to a node of the cut
+  # is not (the proxy cannot say).
+  defp blocked?(line, groups) do
+    case String.split(line, " ", trim: true) do
+      [_id, from, "->", to, "state=" <> state | _] ->
+        case {island_of(alive(from), groups), island_of(alive(to), groups)} do
+          {_, nil} -> true
+          {nil, _} -> from not in ["unknown", "?"]
+          {same, same} -> true
+          {_, _} -> state == "cut"
+        end
+
+      _ ->
+        true
+    end
+  end
+
+  defp island_of(name, groups), do: Enum.find_index(groups, &(name in &1))
+
+  defp alive(name), do: name |> name_text() |> String.trim() |> String.split("@") |> hd()
 
   defp data({:ok, _summary, data}), do: {:ok, data}
   defp data({:error, _} = error), do: error

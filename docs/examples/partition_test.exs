@@ -53,6 +53,8 @@ defmodule PartitionTest do
     :ok = EpmdpxyCtl.cut(pxy, [[n1], [n2, n3]])
     {:ok, faults} = EpmdpxyCtl.status(pxy)
     assert "cut #{n1} | #{n2}" in faults
+    # Every live link across the cut is held.
+    :ok = EpmdpxyCtl.wait_for_blocked(pxy, [[n1], [n2, n3]], 5_000)
 
     # n1 is alone; n2 and n3 still see each other.
     await(fn -> views(peers) end, [[], [n3], [n2]])
@@ -70,6 +72,14 @@ defmodule PartitionTest do
   test "the control port says why it refuses a command", %{pxy: pxy} do
     assert {:error, "unknown command 'frob' (try help)"} = EpmdpxyCtl.command(pxy, "frob")
     assert {:error, _why} = EpmdpxyCtl.cut(pxy, "n1 | n1")
+    # A name no node has is an error, and nothing is left in force...
+    assert {:error, {:not_registered, ["nobody", "other"]}} = EpmdpxyCtl.cut(pxy, "nobody | other")
+    assert {:ok, []} = EpmdpxyCtl.status(pxy)
+    # ...unless the cut is meant for nodes still to come.
+    assert :ok = EpmdpxyCtl.cut(pxy, "nobody | other", pending: true)
+    assert {:ok, ["cut nobody | other"]} = EpmdpxyCtl.status(pxy)
+    assert {:error, "no such fault in force" <> _} = EpmdpxyCtl.fix(pxy, "nobody | elsewhere")
+    :ok = EpmdpxyCtl.heal(pxy)
     assert {:ok, _summary, help} = EpmdpxyCtl.request(pxy, "help")
     assert Enum.any?(help, &String.starts_with?(&1, "cut "))
   end

@@ -19,11 +19,10 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
 use std::sync::Mutex;
-use std::thread;
 use std::time::Duration;
 
 use common::erl::await_mesh;
-use common::process::run;
+use common::process::{run, ScratchDir};
 use common::proxy::EPMDPXY;
 use common::{
     require_erl, require_program, wait_until, wait_until_ok, ErlNode, NodeOptions, Proxy,
@@ -54,44 +53,6 @@ fn run_example(command: &mut Command) -> (ExitStatus, String) {
     let mut printed = String::from_utf8_lossy(&output.stdout).into_owned();
     printed.push_str(&String::from_utf8_lossy(&output.stderr));
     (output.status, printed)
-}
-
-/// A scratch directory, removed on drop unless the test is failing (then
-/// its path is printed so logs can be read).
-struct ScratchDir(PathBuf);
-
-impl ScratchDir {
-    fn new(label: &str) -> ScratchDir {
-        let path = std::env::temp_dir().join(format!(
-            "epmdpxy-{label}-{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or(0)
-        ));
-        std::fs::create_dir_all(&path)
-            .unwrap_or_else(|e| panic!("cannot create {}: {e}", path.display()));
-        ScratchDir(path)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-
-    fn text(&self) -> String {
-        self.0.to_string_lossy().into_owned()
-    }
-}
-
-impl Drop for ScratchDir {
-    fn drop(&mut self) {
-        if thread::panicking() {
-            eprintln!("kept {} for inspection", self.0.display());
-        } else {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
 }
 
 /// The fenced code block of `language` in docs/`doc` that contains

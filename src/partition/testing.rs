@@ -4,7 +4,7 @@ use super::names::{NodeName, Pattern};
 use super::rules::Islands;
 
 pub fn p(text: &str) -> Pattern {
-    Pattern::parse(text).expect("valid pattern")
+    Pattern::parse(text).expect("valid pattern") // no-panic: test-only module (#[cfg(test)] in mod.rs)
 }
 
 pub fn n(text: &str) -> NodeName {

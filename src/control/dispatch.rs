@@ -34,8 +34,11 @@ pub fn run(control: &Arc<Control>, command: &Command) -> Reply {
         Command::Status => report::status(control),
         Command::Nodes => report::nodes(control),
         Command::Links => report::links(control),
+        Command::Matrix => report::matrix(control),
         Command::Help => help::reply(),
-        Command::Watch => Reply::err("watch is only available in an interactive session"),
+        Command::Watch | Command::WatchMatrix => {
+            Reply::err("watch is only available in an interactive session")
+        }
         Command::Quit => Reply::ok("bye"),
     }
 }
@@ -133,6 +136,34 @@ mod tests {
         assert_eq!(run(&shared, "seed"), vec!["OK seed 7"]);
         let sizes = run(&shared, "split sizes 4,2");
         assert!(sizes[0].starts_with("ERR split sizes 4,2: the sizes add up to 6, but there are 5"));
+    }
+
+    #[test]
+    fn matrix_draws_the_registered_nodes_from_the_faults() {
+        let settings = Settings {
+            exempt: vec![Pattern::parse("runner").expect("name")],
+            ..seeded(1)
+        };
+        let shared = shared_with(&["n3", "n1", "runner", "n2"], settings);
+        run(&shared, "cut n1,n2 | n3");
+        run(&shared, "cut n1 -> n2");
+        run(&shared, "delay n2 | n3 1s");
+        assert_eq!(
+            run(&shared, "matrix").join("\n"),
+            r"OK 4 nodes, 0 live links (rows send, columns receive)
+       n1     n2     n3     runner
+n1     \      >      X      e
+n2     .      \      X      e
+n3     X      X      \      e
+runner e      e      e      \
+legend: . reachable  X cut  > held one way  ~ delay/throttle  \ self  e exempt
+links: none
+END"
+        );
+        run(&shared, "heal");
+        let healed = run(&shared, "matrix");
+        let cells: String = healed[2..5].concat();
+        assert!(!cells.contains(['X', '>', '~']), "{healed:?}");
     }
 
     #[test]

@@ -13,7 +13,8 @@ use crate::base::rng::Seeded;
 use crate::base::sync::lock;
 use crate::epmd::Epmd;
 use crate::events::Events;
-use crate::partition::{Faults, NodeName, Pattern};
+use crate::partition::matrix::Node;
+use crate::partition::{Faults, Pattern};
 use crate::proxy::Proxy;
 
 /// How the control port behaves; fixed at start-up.
@@ -79,29 +80,33 @@ impl Control {
         self.proxy.set_seed(seed);
     }
 
-    /// The registered nodes a shape or chaos step may cut: not exempt, and
-    /// named so that the control language can write the name. Sorted.
-    pub fn shape_nodes(&self) -> Vec<String> {
-        let registered: Vec<String> = lock(&self.epmd.registry)
+    /// The registered nodes, sorted by name, each with its full name once
+    /// the proxy has learnt it from a handshake: as faults see them.
+    pub fn registered_nodes(&self) -> Vec<Node> {
+        let mut names: Vec<String> = lock(&self.epmd.registry)
             .nodes()
             .iter()
             .map(|node| node.name.clone())
             .collect();
+        names.sort();
+        let node = |name: &String| Node::registered(name, self.proxy.learned.get(name));
+        names.iter().map(node).collect()
+    }
+
+    /// The registered nodes a shape or chaos step may cut: not exempt, and
+    /// named so that the control language can write the name. Sorted.
+    pub fn shape_nodes(&self) -> Vec<String> {
+        let nodes = self.registered_nodes();
         let faults = self.faults.read();
-        let mut nodes: Vec<String> = registered
-            .into_iter()
-            .filter(|name| {
-                let node = self.proxy.learned.get(name).unwrap_or_else(|| NodeName {
-                    alive: name.clone(),
-                    host: None,
-                });
-                Pattern::parse(name).is_ok_and(|p| p == Pattern::Alive(name.clone()))
-                    && !faults.is_exempt(&node)
-            })
-            .collect();
-        nodes.sort();
-        nodes.dedup();
         nodes
+            .into_iter()
+            .filter(|node| {
+                let name = &node.label;
+                Pattern::parse(name).is_ok_and(|p| p == Pattern::Alive(name.clone()))
+                    && !faults.is_exempt(&node.name)
+            })
+            .map(|node| node.label)
+            .collect()
     }
 
     /// The patterns among `patterns` that name no registered node (host

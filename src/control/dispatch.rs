@@ -106,6 +106,14 @@ mod tests {
         }
     }
 
+    /// Seeded, with the node `runner` exempt from the start.
+    fn runner_exempt(seed: u64) -> Settings {
+        Settings {
+            exempt: vec![Pattern::parse("runner").expect("name")],
+            ..seeded(seed)
+        }
+    }
+
     #[test]
     fn shapes_reply_with_the_cuts_they_applied() {
         let shared = shared_with(&["n1", "n2", "n3", "n4", "n5"], seeded(42));
@@ -140,10 +148,7 @@ mod tests {
 
     #[test]
     fn matrix_draws_the_registered_nodes_from_the_faults() {
-        let settings = Settings {
-            exempt: vec![Pattern::parse("runner").expect("name")],
-            ..seeded(1)
-        };
+        let settings = runner_exempt(1);
         let shared = shared_with(&["n3", "n1", "runner", "n2"], settings);
         run(&shared, "cut n1,n2 | n3");
         run(&shared, "cut n1 -> n2");
@@ -168,10 +173,7 @@ END"
 
     #[test]
     fn exempt_nodes_are_left_out_and_cannot_be_named() {
-        let settings = Settings {
-            exempt: vec![Pattern::parse("runner").expect("name")],
-            ..seeded(1)
-        };
+        let settings = runner_exempt(1);
         let shared = shared_with(&["n1", "n2", "n3", "runner"], settings);
         assert_eq!(
             run(&shared, "status")[0],

@@ -305,8 +305,14 @@ mod tests {
     use crate::base::rng::Rng;
     use std::time::Duration;
 
-    fn nodes(labels: &[&str]) -> Vec<Node> {
-        labels.iter().map(|l| Node::registered(l, None)).collect()
+    fn nodes(labels: &[impl AsRef<str>]) -> Vec<Node> {
+        let node = |label: &_| Node::registered(AsRef::<str>::as_ref(label), None);
+        labels.iter().map(node).collect()
+    }
+
+    /// `n1` to `n{count}`.
+    fn names(count: usize) -> Vec<String> {
+        (1..=count).map(|i| format!("n{i}")).collect()
     }
 
     fn drawn(set: &PartitionSet, nodes: &[Node], links: &LinkCounts) -> Drawing {
@@ -502,9 +508,7 @@ links: n1-n2 1, n3-n4 1, n3-n5 1, n4-n5 1";
     #[test]
     fn more_than_twelve_nodes_or_long_names_are_numbered() {
         let set = PartitionSet::new();
-        let short: Vec<String> = (1..=12).map(|i| format!("n{i}")).collect();
-        let short: Vec<&str> = short.iter().map(String::as_str).collect();
-        let drawing = drawn(&set, &nodes(&short), &LinkCounts::default());
+        let drawing = drawn(&set, &nodes(&names(12)), &LinkCounts::default());
         assert!(
             drawing.lines[0].starts_with("    n1  n2  n3"),
             "{:?}",
@@ -512,9 +516,7 @@ links: n1-n2 1, n3-n4 1, n3-n5 1, n4-n5 1";
         );
         assert!(!drawing.lines.iter().any(|line| line.contains(" = ")));
         for count in [13, 30] {
-            let many: Vec<String> = (1..=count).map(|i| format!("n{i}")).collect();
-            let many: Vec<&str> = many.iter().map(String::as_str).collect();
-            let drawing = drawn(&set, &nodes(&many), &LinkCounts::default());
+            let drawing = drawn(&set, &nodes(&names(count)), &LinkCounts::default());
             assert!(
                 drawing.lines[0].starts_with("   1  2  3"),
                 "{:?}",
@@ -531,9 +533,8 @@ links: n1-n2 1, n3-n4 1, n3-n5 1, n4-n5 1";
         // Up to twelve nodes fit 80 columns, whatever their names.
         for len in [1, 5, 8, 20, 255] {
             for count in 1..=MAX_NAMED {
-                let names: Vec<String> = (0..count).map(|i| format!("{i:x<len$}")).collect();
-                let names: Vec<&str> = names.iter().map(String::as_str).collect();
-                let drawing = drawn(&set, &nodes(&names), &LinkCounts::default());
+                let labels: Vec<String> = (0..count).map(|i| format!("{i:x<len$}")).collect();
+                let drawing = drawn(&set, &nodes(&labels), &LinkCounts::default());
                 let grid = drawing
                     .lines
                     .iter()
@@ -607,8 +608,7 @@ links: n1-n2 1, n3-n4 1, n3-n5 1, n4-n5 1";
     /// What a matrix drawn from `set` says, against `want(from, to)` for
     /// every pair of different nodes.
     fn check(set: &PartitionSet, names: &[String], want: impl Fn(&str, &str) -> Mark, what: &str) {
-        let labels: Vec<&str> = names.iter().map(String::as_str).collect();
-        let cells = read(&drawn(set, &nodes(&labels), &LinkCounts::default()));
+        let cells = read(&drawn(set, &nodes(names), &LinkCounts::default()));
         assert_eq!(cells.len(), names.len() * names.len(), "{what}");
         for ((from, to), got) in cells {
             let want = if from == to {
@@ -636,7 +636,7 @@ links: n1-n2 1, n3-n4 1, n3-n5 1, n4-n5 1";
     #[test]
     fn every_shape_draws_what_reachable_says() {
         for count in 3..=9 {
-            let names: Vec<String> = (1..=count).map(|i| format!("n{i}")).collect();
+            let names = names(count);
             let shapes = [
                 Shape::Halves,
                 Shape::RandomHalves,
@@ -680,7 +680,7 @@ links: n1-n2 1, n3-n4 1, n3-n5 1, n4-n5 1";
         };
         let mut planner = Planner::new(7, &config);
         for step in 0..400 {
-            let names: Vec<String> = (1..=3 + step % 7).map(|i| format!("n{i}")).collect();
+            let names = names(3 + step % 7);
             let change = planner.next(&names).plan.expect("fits");
             let mut set = PartitionSet::new();
             set.apply(&change).expect("applies");

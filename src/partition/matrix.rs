@@ -226,7 +226,7 @@ pub fn draw(nodes: &[Node], cell: impl Fn(&Node, &Node) -> Mark, links: &LinkCou
         lines.push(legend());
         if numbered {
             for (label, node) in labels.iter().zip(nodes) {
-                lines.push(format!("{label:>width$} = {}", node.label));
+                lines.push(format!("{label:>width$} = {}", printable(&node.label)));
             }
         }
     }
@@ -239,6 +239,18 @@ pub fn draw(nodes: &[Node], cell: impl Fn(&Node, &Node) -> Mark, links: &LinkCou
     Drawing { head, lines }
 }
 
+/// A registered name as the matrix prints it: EPMD accepts any
+/// character but NUL, and a space or a line break would break the rows,
+/// columns and lines of the answer, so those (and other control
+/// characters) are shown as `?`.
+fn printable(name: &str) -> String {
+    let shown = |c: char| match c.is_whitespace() || c.is_control() {
+        true => '?',
+        false => c,
+    };
+    name.chars().map(shown).collect()
+}
+
 /// How many columns `text` takes (one per character).
 fn text_width(text: &str) -> usize {
     text.chars().count()
@@ -249,10 +261,11 @@ fn text_width(text: &str) -> usize {
 /// the matrix wider than [`WIDTH`]. Every column is as wide as the
 /// widest label, and so is the row labels' column.
 fn labels(nodes: &[Node]) -> (Vec<String>, bool) {
-    let widest = nodes.iter().map(|node| text_width(&node.label)).max();
+    let names: Vec<String> = nodes.iter().map(|node| printable(&node.label)).collect();
+    let widest = names.iter().map(|name| text_width(name)).max();
     let named_width = (nodes.len() + 1) * widest.unwrap_or(0) + nodes.len();
     if nodes.len() <= MAX_NAMED && named_width <= WIDTH {
-        (nodes.iter().map(|node| node.label.clone()).collect(), false)
+        (names, false)
     } else {
         ((1..=nodes.len()).map(|i| i.to_string()).collect(), true)
     }
@@ -526,6 +539,15 @@ links: n1-n2 1, n3-n4 1, n3-n5 1, n4-n5 1";
             assert!(drawing.lines.contains(&format!("{:>2} = n1", 1)));
             assert_eq!(read(&drawing).len(), count * count);
         }
+        // Spaces and line breaks in a name cannot break the answer.
+        let odd = nodes(&["a b", "x\nEND", "tab\t"]);
+        let drawing = drawn(&set, &odd, &LinkCounts::default());
+        assert_eq!(drawing.lines[0], "      a?b   x?END tab?");
+        assert_eq!(read(&drawing).len(), 9);
+        assert!(drawing
+            .lines
+            .iter()
+            .all(|line| !line.contains(['\n', '\t'])));
         // A node may be called "1": names are never taken for numbers.
         let odd = nodes(&["1", "2"]);
         let cells = read(&drawn(&set, &odd, &LinkCounts::default()));

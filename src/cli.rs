@@ -86,7 +86,7 @@ fn stdin_marker_as_positional(args: &[String]) -> Vec<String> {
 #[derive(FromArgs, Debug)]
 #[argh(
     example = "Start it, point nodes at it, then cut from another terminal:\n  {command_name} --port 4369\n  ERL_EPMD_PORT=4369 erl -sname n1 -start_epmd false\n  {command_name} ctl 'cut n1 | n2'",
-    note = "Control commands (nc localhost 4370, `epmdpxy ctl`, or `help` on the control port):\n  cut, fix, isolate, rejoin, delay, throttle, reset, clear, heal, watch, sleep,\n  split, bridge, ring, seed, chaos, exempt, unexempt, status, nodes, links, help, quit\n  (grammar and examples: docs/control-protocol.md)\nEnvironment: ERL_EPMD_PORT (default port), ERL_EPMD_ADDRESS (default addresses),\nERL_EPMD_RELAXED_COMMAND_CHECK (set: as --relaxed-command-check).\nepmd's own spellings work too: -port N, -address LIST, -relaxed_command_check,\n-packet_timeout S, -d/-debug (as -v)."
+    note = "Control commands (nc localhost 4370, `epmdpxy ctl`, or `help` on the control port):\n  cut, fix, isolate, rejoin, delay, throttle, reset, clear, heal, watch, sleep,\n  split, bridge, ring, seed, chaos, exempt, unexempt, status, nodes, links, matrix,\n  help, quit\n  (grammar and examples: docs/control-protocol.md)\nEnvironment: ERL_EPMD_PORT (default port), ERL_EPMD_ADDRESS (default addresses),\nERL_EPMD_RELAXED_COMMAND_CHECK (set: as --relaxed-command-check).\nepmd's own spellings work too: -port N, -address LIST, -relaxed_command_check,\n-packet_timeout S, -d/-debug (as -v)."
 )]
 pub struct Args {
     /// TCP port for EPMD requests (default: $ERL_EPMD_PORT, else 4369; 0 picks a free port)

@@ -211,6 +211,8 @@ pub const WATCH_QUEUE: usize = 1024;
 pub struct Watcher {
     queue: Mutex<WatchQueue>,
     ready: Condvar,
+    /// The events it is sent (`None`: all).
+    wants: Option<fn(&Event) -> bool>,
 }
 
 #[derive(Default)]
@@ -305,13 +307,27 @@ impl Events {
         watchers.retain(|watcher| !lock(&watcher.queue).closed);
         let line = format!("EVENT {} {event}", now());
         for watcher in watchers.iter() {
-            watcher.push(&line);
+            if watcher.wants.is_none_or(|wants| wants(event)) {
+                watcher.push(&line);
+            }
         }
     }
 
-    /// Registers a new watcher.
+    /// Registers a new watcher of every event.
     pub fn subscribe(&self) -> Arc<Watcher> {
-        let watcher = Arc::new(Watcher::default());
+        self.add(Watcher::default())
+    }
+
+    /// Registers a new watcher of the events `wants` says yes to.
+    pub fn subscribe_to(&self, wants: fn(&Event) -> bool) -> Arc<Watcher> {
+        self.add(Watcher {
+            wants: Some(wants),
+            ..Watcher::default()
+        })
+    }
+
+    fn add(&self, watcher: Watcher) -> Arc<Watcher> {
+        let watcher = Arc::new(watcher);
         lock(&self.watchers).push(Arc::clone(&watcher));
         watcher
     }
@@ -354,6 +370,27 @@ mod tests {
         };
         assert!(lines[0].contains("dropped 5 events"), "{}", lines[0]);
         assert_eq!(lines.len(), WATCH_QUEUE + 1);
+    }
+
+    #[test]
+    fn a_watcher_of_some_events_gets_only_those() {
+        let events = Events::default();
+        let all = events.subscribe();
+        let some = events.subscribe_to(|event| {
+            matches!(event, Event::FaultRemoved { .. } | Event::NodeDown { .. })
+        });
+        events.publish(&Event::Seed(1));
+        events.publish(&Event::FaultRemoved {
+            text: "heal".into(),
+        });
+        events.publish(&Event::NodeDown { name: "a".into() });
+        let Next::Lines(lines) = some.next(Duration::from_millis(10)) else {
+            panic!("no lines")
+        };
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert!(lines[0].ends_with(" fault-removed heal"), "{lines:?}");
+        assert!(lines[1].ends_with(" node-down name=a"), "{lines:?}");
+        assert!(matches!(all.next(Duration::from_millis(10)), Next::Lines(l) if l.len() == 3));
     }
 
     #[test]

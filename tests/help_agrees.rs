@@ -121,3 +121,42 @@ fn control_help_lists_the_table() {
         .collect();
     assert_eq!(words, from_help_table(), "control `help` vs the HELP table");
 }
+
+/// The words between the first `open` after `marker` and the next `close`
+/// in `file` (under docs/examples/), without quotes and commas.
+fn helper_list(file: &str, marker: &str, open: char, close: char) -> Vec<String> {
+    let path = format!("{}/docs/examples/{file}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let after = text
+        .split_once(marker)
+        .unwrap_or_else(|| panic!("{file} has no {marker}"))
+        .1;
+    let list = after
+        .split_once(open)
+        .and_then(|(_, rest)| rest.split_once(close))
+        .unwrap_or_else(|| panic!("{file}: no list after {marker}"))
+        .0;
+    list.split([',', ' '])
+        .map(|word| word.trim().trim_matches('"'))
+        .filter(|word| !word.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The Erlang and Elixir helpers carry a copy of the commands whose
+/// answer ends with `END`: a command missing there hangs their reader.
+#[test]
+fn the_helpers_know_every_multi_line_command() {
+    use epmdpxy::control::command::MULTI_LINE_COMMANDS;
+    let want: Vec<String> = MULTI_LINE_COMMANDS.iter().map(|w| w.to_string()).collect();
+    assert_eq!(
+        helper_list("epmdpxy_ctl.erl", "-define(MULTI_LINE,", '[', ']'),
+        want,
+        "docs/examples/epmdpxy_ctl.erl"
+    );
+    assert_eq!(
+        helper_list("epmdpxy_ctl.ex", "@multi_line ~w", '(', ')'),
+        want,
+        "docs/examples/epmdpxy_ctl.ex"
+    );
+}

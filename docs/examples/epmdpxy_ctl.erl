@@ -28,9 +28,10 @@
 %%%
 %%% Control: each call opens a TCP connection to the control port, sends
 %%% one line and reads the reply: `OK ...' or `ERR <why>'; for `status',
-%%% `nodes', `links' and `help' data lines follow, ended by `END'. Any
-%%% command line can be sent with `command/2' (result only) or `request/2'
-%%% (the whole reply), so commands added to epmdpxy later work unchanged.
+%%% `nodes', `links', `matrix', `help' and `ring' data lines follow, ended
+%%% by `END'. Any command line can be sent with `command/2' (result only)
+%%% or `request/2' (the whole reply), so commands added to epmdpxy later
+%%% work unchanged.
 %%% The functions also accept a bare control port number or
 %%% `{Host, Port}' instead of the map `start/1' returns, for an epmdpxy
 %%% started some other way.
@@ -63,7 +64,7 @@
 %% Lines of epmdpxy output kept for log/1.
 -define(LOG_LINES, 10000).
 %% Commands whose reply is `OK ...', data lines, then `END'.
--define(MULTI_LINE, ["status", "nodes", "links", "help", "ring"]).
+-define(MULTI_LINE, ["status", "nodes", "links", "matrix", "help", "ring"]).
 
 %% Keeps epmdpxy's pipe from the VM on fd 3 (background jobs get
 %% /dev/null as stdin), runs epmdpxy, and kills it as soon as that pipe
@@ -247,7 +248,8 @@ request(Control, Line) ->
 %% and the data lines (without `END'; [] for one-line replies), or the text
 %% after `ERR '. Options: `timeout' (ms for the whole exchange, default
 %% 15000), `multi_line' (true/false: whether an OK reply has data lines
-%% ending with END; by default true for status, nodes, links and help).
+%% ending with END; by default true for status, nodes, links, matrix, help
+%% and ring).
 -spec request(control(), iodata(), #{timeout => timeout(),
                                      multi_line => boolean()}) ->
           {ok, Summary :: binary(), Data :: [binary()]} | error().

@@ -29,11 +29,12 @@ defmodule EpmdpxyCtl do
 
   Control: each call opens a TCP connection to the control port, sends one
   line and reads the reply: `OK ...` or `ERR <why>`; for `status`, `nodes`,
-  `links` and `help` data lines follow, ended by `END`. Any command line
-  can be sent with `command/3` (result only) or `request/3` (the whole
-  reply), so commands added to epmdpxy later work unchanged. The functions
-  also accept a bare control port number or `{host, port}` instead of the
-  map `start/1` returns, for an epmdpxy started some other way.
+  `links`, `matrix`, `help` and `ring` data lines follow, ended by `END`.
+  Any command line can be sent with `command/3` (result only) or
+  `request/3` (the whole reply), so commands added to epmdpxy later work
+  unchanged. The functions also accept a bare control port number or
+  `{host, port}` instead of the map `start/1` returns, for an epmdpxy
+  started some other way.
   """
 
   @default_timeout 15_000
@@ -43,7 +44,7 @@ defmodule EpmdpxyCtl do
   # Lines of epmdpxy output kept for log/1.
   @log_lines 10_000
   # Commands whose reply is `OK ...`, data lines, then `END`.
-  @multi_line ~w(status nodes links help ring)
+  @multi_line ~w(status nodes links matrix help ring)
 
   # Keeps epmdpxy's pipe from the VM on fd 3 (background jobs get
   # /dev/null as stdin), runs epmdpxy, and kills it as soon as that pipe
@@ -232,7 +233,8 @@ defmodule EpmdpxyCtl do
   and the data lines (without `END`; `[]` for one-line replies), or the
   text after `ERR `. Options: `:timeout` (ms for the whole exchange,
   default 15000), `:multi_line` (whether an OK reply has data lines ending
-  with END; by default true for status, nodes, links and help).
+  with END; by default true for status, nodes, links, matrix, help and
+  ring).
   """
   @spec request(control, String.t(), keyword) :: {:ok, String.t(), [String.t()]} | error
   def request(control, line, options \\ []) do

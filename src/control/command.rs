@@ -14,6 +14,7 @@
 //! clear A | B                remove delay and throttle between them
 //! heal                       remove every fault
 //! watch                      stream events until quit
+//! watch matrix               draw the matrix again on every change until quit
 //! sleep 2s                   wait (for scripts)
 //! split halves|random-halves|one|majority|sizes 2,2,1
 //! bridge | ring               the Jepsen shapes (see partition::shapes)
@@ -21,6 +22,7 @@
 //! chaos start [seed N] [every 5s] [for 2s] [shapes a,b] [faults c,d]
 //! chaos stop | chaos          stop (and heal) | show the run
 //! exempt N / unexempt N       N is never cut, isolated, delayed or reset
+//! matrix                     who reaches whom: rows send, columns receive
 //! status | nodes | links | help | quit
 //! ```
 
@@ -43,6 +45,9 @@ pub enum Command {
     /// `clear`, `heal`, `exempt`, `unexempt`.
     Fault(Change),
     Watch,
+    /// `watch matrix`: the matrix, drawn again after every fault change
+    /// and node up or down.
+    WatchMatrix,
     Sleep(Duration),
     /// `split ...`, `bridge`, `ring`.
     Shape(Shape),
@@ -55,6 +60,7 @@ pub enum Command {
     Status,
     Nodes,
     Links,
+    Matrix,
     Help,
     Quit,
 }
@@ -65,6 +71,7 @@ impl fmt::Display for Command {
         match self {
             Command::Fault(change) => write!(f, "{change}"),
             Command::Watch => f.write_str("watch"),
+            Command::WatchMatrix => f.write_str("watch matrix"),
             Command::Sleep(duration) => write!(f, "sleep {}", format_duration(*duration)),
             Command::Shape(shape) => write!(f, "{shape}"),
             Command::Seed(Some(seed)) => write!(f, "seed {seed}"),
@@ -75,6 +82,7 @@ impl fmt::Display for Command {
             Command::Status => f.write_str("status"),
             Command::Nodes => f.write_str("nodes"),
             Command::Links => f.write_str("links"),
+            Command::Matrix => f.write_str("matrix"),
             Command::Help => f.write_str("help"),
             Command::Quit => f.write_str("quit"),
         }
@@ -84,7 +92,7 @@ impl fmt::Display for Command {
 /// The commands whose answer spans several lines, ending with [`END`]
 /// (when the first line is `OK`; an `ERR` is one line). Clients read it
 /// (`epmdpxy ctl`, the Erlang and Elixir helpers carry a copy).
-pub const MULTI_LINE_COMMANDS: &[&str] = &["status", "nodes", "links", "help", "ring"];
+pub const MULTI_LINE_COMMANDS: &[&str] = &["status", "nodes", "links", "matrix", "help", "ring"];
 
 /// The last line of a multi-line answer.
 pub const END: &str = "END";
@@ -128,7 +136,13 @@ pub fn parse(line: &str) -> Result<Command, String> {
         "reset" => parse_islands(rest).map(|islands| Command::Fault(Change::Reset(islands))),
         "clear" => parse_islands(rest).map(|islands| Command::Fault(Change::Clear(islands))),
         "heal" => no_arguments(Command::Fault(Change::Heal)),
-        "watch" => no_arguments(Command::Watch),
+        "watch" => match rest.to_ascii_lowercase().as_str() {
+            "" => Ok(Command::Watch),
+            "matrix" => Ok(Command::WatchMatrix),
+            _ => Err(format!(
+                "watch takes no argument or 'matrix' (watch | watch matrix), not '{rest}'"
+            )),
+        },
         "sleep" => parse_duration(rest, MAX_SLEEP).map(Command::Sleep),
         "split" => parse_split(rest).map(Command::Shape),
         "bridge" => no_arguments(Command::Shape(Shape::Bridge)),
@@ -145,6 +159,7 @@ pub fn parse(line: &str) -> Result<Command, String> {
         "status" => no_arguments(Command::Status),
         "nodes" => no_arguments(Command::Nodes),
         "links" => no_arguments(Command::Links),
+        "matrix" => no_arguments(Command::Matrix),
         "help" => no_arguments(Command::Help),
         "quit" | "exit" => no_arguments(Command::Quit),
         "" => Err("empty command".to_owned()),
@@ -282,6 +297,11 @@ mod tests {
         );
         assert_eq!(parse("clear a | b"), Ok(Command::Fault(Change::Clear(ab))));
         assert_eq!(parse("watch"), Ok(Command::Watch));
+        assert_eq!(parse("watch Matrix"), Ok(Command::WatchMatrix));
+        assert_eq!(
+            parse("watch me"),
+            Err("watch takes no argument or 'matrix' (watch | watch matrix), not 'me'".into())
+        );
         assert_eq!(parse("sleep 2s"), Ok(Command::Sleep(ms(2000))));
         for bad in [
             "isolate",
@@ -297,7 +317,8 @@ mod tests {
             "reset a",
             "sleep",
             "sleep 5h",
-            "watch me",
+            "watch matrix now",
+            "matrix now",
         ] {
             assert!(parse(bad).is_err(), "{bad:?} should be refused");
         }
@@ -336,6 +357,7 @@ mod tests {
         assert_eq!(parse("status"), Ok(Command::Status));
         assert_eq!(parse("NODES"), Ok(Command::Nodes));
         assert_eq!(parse("links"), Ok(Command::Links));
+        assert_eq!(parse("MATRIX"), Ok(Command::Matrix));
         assert_eq!(parse("help"), Ok(Command::Help));
         assert_eq!(parse("quit"), Ok(Command::Quit));
     }
@@ -345,7 +367,7 @@ mod tests {
     const COMMAND_WORDS: &[&str] = &[
         "cut", "fix", "isolate", "rejoin", "delay", "throttle", "reset", "clear", "heal", "watch",
         "sleep", "split", "bridge", "ring", "seed", "chaos", "exempt", "unexempt", "status",
-        "nodes", "links", "help", "quit",
+        "nodes", "links", "matrix", "help", "quit",
     ];
 
     #[test]
@@ -499,6 +521,7 @@ mod tests {
             "clear a | b",
             "heal",
             "watch",
+            "watch matrix",
             "sleep 2s",
             "split halves",
             "split random-halves",
@@ -518,6 +541,7 @@ mod tests {
             "status",
             "nodes",
             "links",
+            "matrix",
             "help",
             "quit",
         ] {

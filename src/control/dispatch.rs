@@ -34,8 +34,11 @@ pub fn run(control: &Arc<Control>, command: &Command) -> Reply {
         Command::Status => report::status(control),
         Command::Nodes => report::nodes(control),
         Command::Links => report::links(control),
+        Command::Matrix => report::matrix(control),
         Command::Help => help::reply(),
-        Command::Watch => Reply::err("watch is only available in an interactive session"),
+        Command::Watch | Command::WatchMatrix => {
+            Reply::err("watch is only available in an interactive session")
+        }
         Command::Quit => Reply::ok("bye"),
     }
 }
@@ -104,6 +107,14 @@ mod tests {
         }
     }
 
+    /// Seeded, with the node `runner` exempt from the start.
+    fn runner_exempt(seed: u64) -> Settings {
+        Settings {
+            exempt: vec![Pattern::parse("runner").expect("name")],
+            ..seeded(seed)
+        }
+    }
+
     #[test]
     fn shapes_reply_with_the_cuts_they_applied() {
         let shared = shared_with(&["n1", "n2", "n3", "n4", "n5"], seeded(42));
@@ -137,11 +148,33 @@ mod tests {
     }
 
     #[test]
+    fn matrix_draws_the_registered_nodes_from_the_faults() {
+        let settings = runner_exempt(1);
+        let shared = shared_with(&["n3", "n1", "runner", "n2"], settings);
+        run(&shared, "cut n1,n2 | n3");
+        run(&shared, "cut n1 -> n2");
+        run(&shared, "delay n2 | n3 1s");
+        assert_eq!(
+            run(&shared, "matrix").join("\n"),
+            r"OK 4 nodes, 0 live links (rows send, columns receive)
+       n1     n2     n3     runner
+n1     \      >      X      e
+n2     .      \      X      e
+n3     X      X      \      e
+runner e      e      e      \
+legend: . reachable  X cut  > held one way  ~ delay/throttle  \ self  e exempt
+links: none
+END"
+        );
+        run(&shared, "heal");
+        let healed = run(&shared, "matrix");
+        let cells: String = healed[2..5].concat();
+        assert!(!cells.contains(['X', '>', '~']), "{healed:?}");
+    }
+
+    #[test]
     fn exempt_nodes_are_left_out_and_cannot_be_named() {
-        let settings = Settings {
-            exempt: vec![Pattern::parse("runner").expect("name")],
-            ..seeded(1)
-        };
+        let settings = runner_exempt(1);
         let shared = shared_with(&["n1", "n2", "n3", "runner"], settings);
         assert_eq!(
             run(&shared, "status")[0],

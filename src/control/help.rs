@@ -41,6 +41,10 @@ pub const HELP: &[(&str, &str)] = &[
         "watch",
         "stream events (nodes, links, faults), one line each, until quit",
     ),
+    (
+        "watch matrix",
+        "show the matrix, then again after every fault change and node up or down, until quit",
+    ),
     ("sleep 2s", "wait before answering (for scripts; ms, s, m)"),
     (
         "split halves",
@@ -88,6 +92,10 @@ pub const HELP: &[(&str, &str)] = &[
         "registered nodes: name, real port, type, versions, creation",
     ),
     ("links", "live links: id, from, to, state, bytes each way"),
+    (
+        "matrix",
+        "who reaches whom now: rows send, columns receive, one mark per pair (legend under it)",
+    ),
     ("help", "this list"),
     ("quit", "close this session"),
 ];

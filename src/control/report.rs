@@ -1,11 +1,13 @@
 //! The reports: `status` (every fault in force, in the syntax that
-//! creates it), `nodes` (the registry) and `links` (the live links and
-//! what holds them).
+//! creates it), `nodes` (the registry), `links` (the live links and
+//! what holds them) and `matrix` (who reaches whom, drawn by
+//! [`crate::partition::matrix`]).
 
 use super::reply::Reply;
 use super::room::Control;
 use crate::base::sync::lock;
 use crate::epmd::wire::node_type_label;
+use crate::partition::matrix::{self, LinkCounts};
 use crate::proxy::link::Direction;
 
 /// `status`: `OK N faults seed=S [exempt=...] [chaos=running]`, then one
@@ -88,4 +90,18 @@ pub fn links(control: &Control) -> Reply {
         })
         .collect();
     Reply::ok_with(format!("{} links", links.len()), lines)
+}
+
+/// `matrix`: the registered nodes as rows (senders) and columns
+/// (receivers), each cell computed from the faults in force, then the
+/// legend and the live links per pair.
+pub fn matrix(control: &Control) -> Reply {
+    let nodes = control.registered_nodes();
+    let links = control.proxy.links.snapshot();
+    let ends = links.iter().map(|link| (link.initiator(), link.target()));
+    let counts = LinkCounts::count(&nodes, ends);
+    let faults = control.faults.snapshot();
+    let cell = |from: &matrix::Node, to: &matrix::Node| matrix::mark(&faults, &from.name, &to.name);
+    let drawing = matrix::draw(&nodes, cell, &counts);
+    Reply::ok_with(drawing.head, drawing.lines)
 }

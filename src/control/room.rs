@@ -13,6 +13,7 @@ use crate::base::rng::Seeded;
 use crate::base::sync::lock;
 use crate::epmd::Epmd;
 use crate::events::Events;
+use crate::partition::matrix::Node;
 use crate::partition::names::KnownNodes;
 use crate::partition::{Faults, Pattern};
 use crate::proxy::Proxy;
@@ -80,30 +81,36 @@ impl Control {
         self.proxy.set_seed(seed);
     }
 
-    /// The registered nodes a shape or chaos step may cut: not exempt, and
-    /// named so that the control language can write the name. Sorted.
-    pub fn shape_nodes(&self) -> Vec<String> {
-        let registered: Vec<String> = lock(&self.epmd.registry)
+    /// The registered nodes, sorted by name, each with its full name once
+    /// the proxy has learnt it from a handshake: as faults see them.
+    pub fn registered_nodes(&self) -> Vec<Node> {
+        let mut names: Vec<String> = lock(&self.epmd.registry)
             .nodes()
             .iter()
             .map(|node| node.name.clone())
             .collect();
+        names.sort();
+        let node = |name: &String| {
+            let known = self.proxy.learned.get(name);
+            Node::registered(name, known.unwrap_or_else(|| self.proxy.local_node(name)))
+        };
+        names.iter().map(node).collect()
+    }
+
+    /// The registered nodes a shape or chaos step may cut: not exempt, and
+    /// named so that the control language can write the name. Sorted.
+    pub fn shape_nodes(&self) -> Vec<String> {
+        let nodes = self.registered_nodes();
         let faults = self.faults.read();
-        let mut nodes: Vec<String> = registered
-            .into_iter()
-            .filter(|name| {
-                let node = self
-                    .proxy
-                    .learned
-                    .get(name)
-                    .unwrap_or_else(|| self.proxy.local_node(name));
-                Pattern::parse(name).is_ok_and(|p| p == Pattern::Alive(name.clone()))
-                    && !faults.is_exempt(&node)
-            })
-            .collect();
-        nodes.sort();
-        nodes.dedup();
         nodes
+            .into_iter()
+            .filter(|node| {
+                let name = &node.label;
+                Pattern::parse(name).is_ok_and(|p| p == Pattern::Alive(name.clone()))
+                    && !faults.is_exempt(&node.name)
+            })
+            .map(|node| node.label)
+            .collect()
     }
 
     /// The nodes known by name: every registered node (on the host a

@@ -1,7 +1,8 @@
 //! Control sessions: the acceptor (at most `--max-control-sessions` at
 //! once), a line reader that bounds every line, and the session loop —
 //! parse, dispatch, answer — which turns into an event stream after
-//! `watch`. Bad input gets `ERR <why>`; the session goes on.
+//! `watch`, or a stream of matrices after `watch matrix`. Bad input gets
+//! `ERR <why>`; the session goes on.
 
 use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -9,12 +10,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::command::{self, Command};
-use super::dispatch;
 use super::reply::Reply;
 use super::room::Control;
+use super::{dispatch, report};
 use crate::base::net::accept_forever;
 use crate::base::sync::spawn;
-use crate::events::{Events, Next};
+use crate::events::{Event, Next};
 use crate::{log_info, log_warn};
 
 /// Longest command line accepted, in bytes, without its `\n` or `\r\n`.
@@ -120,9 +121,13 @@ fn session(control: &Arc<Control>, stream: TcpStream) {
                     let _ = out.write_all(Reply::ok("bye").render(false).as_bytes());
                     break;
                 }
-                Ok(Command::Watch) => {
-                    watch(&control.events, lines, out);
-                    log_info!("control: session from {peer} closed after watch");
+                Ok(command @ (Command::Watch | Command::WatchMatrix)) => {
+                    let stream = match command {
+                        Command::WatchMatrix => Stream::Matrix,
+                        _ => Stream::Events,
+                    };
+                    watch(control, stream, lines, out);
+                    log_info!("control: session from {peer} closed after {command}");
                     return;
                 }
                 Ok(command) => {
@@ -139,12 +144,53 @@ fn session(control: &Arc<Control>, stream: TcpStream) {
     log_info!("control: session from {peer} closed");
 }
 
-/// Turns the session into an event stream until `quit` or disconnect. A
-/// helper thread reads the session's input, so `quit` is seen while the
-/// stream is waiting for events.
-fn watch(events: &Events, mut lines: LineReader, mut out: TcpStream) {
-    let watcher = events.subscribe();
-    if out.write_all(b"OK watching (type quit to stop)\n").is_err() {
+/// What a watching session streams.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Stream {
+    /// `watch`: every event.
+    Events,
+    /// `watch matrix`: the matrix, and again after each event that may
+    /// change it (the events, then the new matrix).
+    Matrix,
+}
+
+/// The events after which `watch matrix` draws the matrix again.
+fn changes_matrix(event: &Event) -> bool {
+    matches!(
+        event,
+        Event::FaultApplied { .. }
+            | Event::FaultRemoved { .. }
+            | Event::ExemptChanged { .. }
+            | Event::NodeUp { .. }
+            | Event::NodeDown { .. }
+    )
+}
+
+/// The `matrix` answer, as sent.
+fn matrix_text(control: &Control) -> String {
+    report::matrix(control).render(true)
+}
+
+/// Turns the session into a stream until `quit` or disconnect. A helper
+/// thread reads the session's input, so `quit` is seen while the stream
+/// is waiting for events.
+fn watch(control: &Control, stream: Stream, mut lines: LineReader, mut out: TcpStream) {
+    // Subscribed before the first matrix is drawn, so that no change
+    // falls between the two.
+    let (watcher, opening) = match stream {
+        Stream::Events => (
+            control.events.subscribe(),
+            "OK watching (type quit to stop)\n".to_owned(),
+        ),
+        Stream::Matrix => (
+            control.events.subscribe_to(changes_matrix),
+            format!(
+                "OK watching the matrix (type quit to stop)\n{}",
+                matrix_text(control)
+            ),
+        ),
+    };
+    if out.write_all(opening.as_bytes()).is_err() {
         watcher.close();
         return;
     }
@@ -169,6 +215,9 @@ fn watch(events: &Events, mut lines: LineReader, mut out: TcpStream) {
             Next::Lines(events) => {
                 let mut text = events.join("\n");
                 text.push('\n');
+                if stream == Stream::Matrix {
+                    text.push_str(&matrix_text(control));
+                }
                 if out.write_all(text.as_bytes()).is_err() {
                     break;
                 }

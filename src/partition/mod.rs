@@ -2,12 +2,14 @@
 //! which and how fast ([`set::PartitionSet`]), the names faults are
 //! written with ([`names`], [`rules`]), the one door every change goes
 //! through ([`change::Change`], applied by [`door::Faults::apply`] under
-//! one write lock), the partition shapes ([`shapes`]) and the chaos
-//! planner ([`chaos_plan`]). Nothing here touches a socket.
+//! one write lock), the partition shapes ([`shapes`]), the chaos
+//! planner ([`chaos_plan`]) and the reachability matrix the faults draw
+//! ([`matrix`]). Nothing here touches a socket.
 
 pub mod change;
 pub mod chaos_plan;
 pub mod door;
+pub mod matrix;
 pub mod names;
 pub mod rules;
 pub mod set;

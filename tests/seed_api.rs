@@ -1,6 +1,6 @@
 //! The original EPMDPXY's own API (issue 18): `docs/examples/epmdpxy.erl`
 //! typed into a plain `erl` shell, line by line, as that project's README
-//! has it.
+//! has it, and `docs/examples/epmdpxy.ex` run by `elixir`.
 //!
 //! The shell is `erl -pa DIR` with stdin and stdout piped: OTP runs its
 //! real Eshell without a terminal (prompts `N> `, no echo; EOF ends the
@@ -9,7 +9,7 @@
 //! from the two files, as docs/erlang.md tells a user to. The shell is not
 //! distributed (no `-sname`), as in the seed's README.
 //!
-//! The tests need `erl`: missing, they fail
+//! The tests need `erl` (and `elixir` for the last): missing, they fail
 //! when env `CI` is set and are skipped elsewhere. They run one at a time;
 //! each boots one to four VMs.
 
@@ -20,13 +20,13 @@ use std::net::{Ipv4Addr, Ipv6Addr, TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use common::{
-    check_views, drain_lines, kill_group, require_erl, wait_until, wait_until_ok, ErlNode,
-    NodeOptions,
+    check_views, drain_lines, kill_group, program_on_path, require_erl, wait_until, wait_until_ok,
+    ErlNode, NodeOptions,
 };
 
 /// How long one typed line may take to answer: start/1 waits up to 10 s
@@ -39,6 +39,8 @@ const EXIT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The nodes' `net_ticktime` (NodeOptions::default()): a cut shows as
 /// `nodedown` after 0.75 to 1.25 times this.
 const TICKTIME: Duration = Duration::from_secs(2);
+/// How long `elixir` may take to compile the two modules and run the script.
+const ELIXIR_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// The tests boot several VMs each; run them one at a time.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
@@ -546,4 +548,94 @@ fn seed_api_binary_dies_with_the_shell_vm() {
         || !epmdpxy.is_running(),
     );
     println!("epmdpxy gone {:?} after its VM", killed_at.elapsed());
+}
+
+/// The Elixir module, compiled by `elixir -r` with the helper it needs, on
+/// the same calls; the script checks each result by pattern matching.
+#[test]
+fn elixir_seed_api_smoke() {
+    if !require_erl() {
+        return;
+    }
+    if !program_on_path("elixir") {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "`elixir` is not on PATH but CI is set: install it (`apt-get install -y elixir`)"
+        );
+        eprintln!("SKIPPED: `elixir` is not on PATH");
+        return;
+    }
+    let _serial = one_at_a_time();
+    let script = r#"
+{:error, :not_started} = Epmdpxy.status()
+:ok = Epmdpxy.start(0)
+{:error, :already_started} = Epmdpxy.start(0)
+{:ok, %{control_port: control_port}} = Epmdpxy.proxy()
+:ok = Epmdpxy.cut_cables([:node1, "node2"], [:"node3@elsewhere"])
+{:ok, ["cut node1 | node3@elsewhere", "cut node2 | node3@elsewhere"]} = Epmdpxy.status()
+:ok = Epmdpxy.fix_cables([:node1, "node2"], [:"node3@elsewhere"])
+{:error, "a is named twice"} = Epmdpxy.cut_cables([:a], [:a])
+:ok = Epmdpxy.command("exempt n9")
+{:error, "n9 is exempt" <> _} = Epmdpxy.isolate(:n9)
+:ok = Epmdpxy.isolate([:n1])
+:ok = Epmdpxy.rejoin(:n1)
+:ok = Epmdpxy.heal()
+{:ok, []} = Epmdpxy.status()
+:ok = Epmdpxy.stop()
+{:error, :econnrefused} = :gen_tcp.connect({127, 0, 0, 1}, control_port, [])
+{:error, :not_started} = Epmdpxy.stop()
+IO.puts("seed api smoke: all matched")
+"#;
+    let dir = compile_seed_api("elixir");
+    let path = dir.join("seed_api_smoke.exs");
+    std::fs::write(&path, script).expect("write the script");
+    let mut command = Command::new("elixir");
+    command
+        .arg("-r")
+        .arg(examples_dir().join("epmdpxy_ctl.ex"))
+        .arg("-r")
+        .arg(examples_dir().join("epmdpxy.ex"))
+        .arg(&path)
+        .env("EPMDPXY", epmdpxy_binary())
+        // Elixir warns on every start without a UTF-8 locale.
+        .env("LANG", "C.UTF-8")
+        .env_remove("ERL_EPMD_PORT")
+        .env_remove("ERL_FLAGS")
+        .env_remove("ERL_AFLAGS")
+        .env_remove("ERL_ZFLAGS")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let child = command.spawn().expect("failed to run elixir");
+    let pid = child.id();
+    let (done, finished) = mpsc::channel();
+    thread::spawn(move || done.send(child.wait_with_output()));
+    let output = match finished.recv_timeout(ELIXIR_TIMEOUT) {
+        Ok(output) => output.expect("wait for elixir"),
+        Err(_) => {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            panic!("elixir still running after {ELIXIR_TIMEOUT:?}");
+        }
+    };
+    let status = output.status;
+    let output = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        status.success() && output.contains("seed api smoke: all matched"),
+        "the Elixir smoke script failed ({status}):\n{output}"
+    );
+    assert!(
+        output.contains(
+            "epmdpxy: cut node1,node2 | node3@elsewhere (not registered yet: \
+             node1,node2,node3@elsewhere; applies when they appear)"
+        ),
+        "the note on a cut of unregistered names was not printed:\n{output}"
+    );
+    assert!(
+        !output.contains("warning"),
+        "compiling epmdpxy_ctl.ex and epmdpxy.ex warned:\n{output}"
+    );
 }

@@ -20,12 +20,12 @@ use std::net::{Ipv4Addr, Ipv6Addr, TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use common::{
-    check_views, drain_lines, kill_group, program_on_path, require_erl, wait_until, wait_until_ok,
+    check_views, drain_lines, kill_group, require_erl, require_program, wait_until, wait_until_ok,
     ErlNode, NodeOptions,
 };
 
@@ -45,7 +45,7 @@ const ELIXIR_TIMEOUT: Duration = Duration::from_secs(120);
 /// The tests boot several VMs each; run them one at a time.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
-fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+fn one_at_a_time() -> MutexGuard<'static, ()> {
     ONE_AT_A_TIME
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -57,6 +57,18 @@ fn epmdpxy_binary() -> &'static str {
 
 fn examples_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/examples")
+}
+
+/// What every shell test starts with: `erl` is required (see
+/// `require_erl`: None means skip), one test at a time, the two modules
+/// compiled into a directory named after `label`, and a shell on them.
+fn seed_shell(label: &str, env: &[(&str, &str)]) -> Option<(MutexGuard<'static, ()>, Shell)> {
+    if !require_erl() {
+        return None;
+    }
+    let serial = one_at_a_time();
+    let ebin = compile_seed_api(label);
+    Some((serial, Shell::start(&ebin, env)))
 }
 
 /// Compiles the two files a user needs into a directory of their own and
@@ -79,6 +91,18 @@ fn compile_seed_api(label: &str) -> PathBuf {
         String::from_utf8_lossy(&output.stderr)
     );
     dir
+}
+
+/// The environment of every VM these tests start: `$EPMDPXY` is the
+/// binary under test, and nothing inherited (`ERL_EPMD_PORT`, `ERL_FLAGS`
+/// and the like) adds flags a test did not choose.
+fn vm_env(command: &mut Command) -> &mut Command {
+    command
+        .env("EPMDPXY", epmdpxy_binary())
+        .env_remove("ERL_EPMD_PORT")
+        .env_remove("ERL_FLAGS")
+        .env_remove("ERL_AFLAGS")
+        .env_remove("ERL_ZFLAGS")
 }
 
 /// A port nothing listens on right now, on 127.0.0.1 and ::1 (epmdpxy
@@ -116,14 +140,9 @@ impl Shell {
     /// the binary under test, plus `env`, and waits for its first prompt.
     fn start(ebin: &Path, env: &[(&str, &str)]) -> Shell {
         let mut command = Command::new("erl");
-        command
+        vm_env(&mut command)
             .arg("-pa")
             .arg(ebin)
-            .env("EPMDPXY", epmdpxy_binary())
-            .env_remove("ERL_EPMD_PORT")
-            .env_remove("ERL_FLAGS")
-            .env_remove("ERL_AFLAGS")
-            .env_remove("ERL_ZFLAGS")
             .envs(env.iter().copied())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -347,12 +366,9 @@ fn proxy_ports(shell: &mut Shell) -> (u16, u16) {
 /// does: that is why one ping from node1 to node2 brings node3 back too.
 #[test]
 fn seed_readme_session_cuts_and_fixes_three_nodes() {
-    if !require_erl() {
+    let Some((_serial, mut shell)) = seed_shell("session", &[]) else {
         return;
-    }
-    let _serial = one_at_a_time();
-    let ebin = compile_seed_api("session");
-    let mut shell = Shell::start(&ebin, &[]);
+    };
     let port = start_on_free_port(&mut shell);
 
     // node1..node3: -sname nodeN -start_epmd false, ERL_EPMD_PORT=port,
@@ -419,12 +435,9 @@ fn seed_readme_session_cuts_and_fixes_three_nodes() {
 /// are printed in the shell; a crash in the shell does not stop the proxy.
 #[test]
 fn seed_api_returns_refusals_and_prints_notes() {
-    if !require_erl() {
+    let Some((_serial, mut shell)) = seed_shell("errors", &[]) else {
         return;
-    }
-    let _serial = one_at_a_time();
-    let ebin = compile_seed_api("errors");
-    let mut shell = Shell::start(&ebin, &[]);
+    };
 
     shell.expect(
         "epmdpxy:cut_cables([node1], [node2]).",
@@ -487,12 +500,9 @@ fn seed_api_returns_refusals_and_prints_notes() {
 /// can be started again.
 #[test]
 fn seed_api_stop_ends_the_binary() {
-    if !require_erl() {
+    let Some((_serial, mut shell)) = seed_shell("stop", &[("ERL_EPMD_PORT", "0")]) else {
         return;
-    }
-    let _serial = one_at_a_time();
-    let ebin = compile_seed_api("stop");
-    let mut shell = Shell::start(&ebin, &[("ERL_EPMD_PORT", "0")]);
+    };
 
     shell.expect("epmdpxy:start().", "ok");
     let (epmd_port, control_port) = proxy_ports(&mut shell);
@@ -530,12 +540,9 @@ fn seed_api_stop_ends_the_binary() {
 /// killed, not its process group, so nothing else can stop epmdpxy.
 #[test]
 fn seed_api_binary_dies_with_the_shell_vm() {
-    if !require_erl() {
+    let Some((_serial, mut shell)) = seed_shell("orphan", &[]) else {
         return;
-    }
-    let _serial = one_at_a_time();
-    let ebin = compile_seed_api("orphan");
-    let mut shell = Shell::start(&ebin, &[]);
+    };
     start_on_free_port(&mut shell);
     let epmdpxy = shell.the_epmdpxy();
 
@@ -554,15 +561,7 @@ fn seed_api_binary_dies_with_the_shell_vm() {
 /// the same calls; the script checks each result by pattern matching.
 #[test]
 fn elixir_seed_api_smoke() {
-    if !require_erl() {
-        return;
-    }
-    if !program_on_path("elixir") {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "`elixir` is not on PATH but CI is set: install it (`apt-get install -y elixir`)"
-        );
-        eprintln!("SKIPPED: `elixir` is not on PATH");
+    if !require_erl() || !require_program("elixir", "elixir") {
         return;
     }
     let _serial = one_at_a_time();
@@ -590,19 +589,14 @@ IO.puts("seed api smoke: all matched")
     let path = dir.join("seed_api_smoke.exs");
     std::fs::write(&path, script).expect("write the script");
     let mut command = Command::new("elixir");
-    command
+    vm_env(&mut command)
         .arg("-r")
         .arg(examples_dir().join("epmdpxy_ctl.ex"))
         .arg("-r")
         .arg(examples_dir().join("epmdpxy.ex"))
         .arg(&path)
-        .env("EPMDPXY", epmdpxy_binary())
         // Elixir warns on every start without a UTF-8 locale.
         .env("LANG", "C.UTF-8")
-        .env_remove("ERL_EPMD_PORT")
-        .env_remove("ERL_FLAGS")
-        .env_remove("ERL_AFLAGS")
-        .env_remove("ERL_ZFLAGS")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());

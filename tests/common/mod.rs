@@ -54,26 +54,31 @@ pub fn program_on_path(program: &str) -> bool {
     })
 }
 
-/// True if `erl` is on `PATH`.
-pub fn erl_available() -> bool {
-    program_on_path("erl")
-}
-
 /// Gate for tests that need Erlang/OTP. Returns true if `erl` is there.
 /// Without it: in CI (env `CI` set) the test fails, since a skipped test
 /// must never pass silently there; elsewhere a skip note is printed and
 /// false is returned so the test can return early.
 pub fn require_erl() -> bool {
-    if erl_available() {
+    require_program("erl", "erlang-base")
+}
+
+/// Like `require_erl`, for any program: true if it is on PATH; else a
+/// failure in CI, a skip note elsewhere. `package` is the Debian package
+/// that installs it.
+pub fn require_program(program: &str, package: &str) -> bool {
+    if program_on_path(program) {
         return true;
     }
     if std::env::var_os("CI").is_some() {
         panic!(
-            "`erl` is not on PATH but CI is set: this test needs Erlang/OTP \
-             (e.g. `apt-get install -y erlang-base`)"
+            "`{program}` is not on PATH but CI is set: this test needs it \
+             (`apt-get install -y {package}`)"
         );
     }
-    eprintln!("SKIPPED: `erl` is not on PATH; install Erlang/OTP to run this test");
+    eprintln!(
+        "SKIPPED: `{program}` is not on PATH; install it (`apt-get install -y {package}`) \
+         to run this test"
+    );
     false
 }
 

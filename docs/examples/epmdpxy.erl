@@ -71,8 +71,11 @@ start(EpmdPort) ->
 %% binary), `args' (extra flags, e.g. ["-v"]), `timeout' (ms). The
 %% control port is a free one, so two shells never collide; proxy/0 tells
 %% which. Returns `{error, already_started}' when one runs already, even
-%% on the same port: stop/0 it first. Start-up failures are epmdpxy_ctl's,
-%% e.g. `{error, {exited, 1, Output}}' when the port is taken.
+%% on the same port: stop/0 it first. That holds too for an epmdpxy that
+%% exited by itself (`epmd -kill' stops it, as it stops epmd): calls then
+%% return `{error, {connect, econnrefused}}' until stop/0. Start-up
+%% failures are epmdpxy_ctl's, e.g. `{error, {exited, 1, Output}}' when
+%% the port is taken.
 -spec start(inet:port_number(), map()) -> ok | {error, already_started | term()}.
 start(EpmdPort, Options) when is_integer(EpmdPort), is_map(Options) ->
     case proxy() of

@@ -358,6 +358,7 @@ fn ctl_prints_the_matrix_the_control_port_answers() {
 fn the_documented_answers_are_drawn_as_shown() {
     use epmdpxy::control::command::{parse, Command};
     use epmdpxy::partition::matrix::{draw, mark, LinkCounts, Node};
+    use epmdpxy::partition::names::KnownNodes;
     use epmdpxy::partition::{NodeName, PartitionSet};
     for (doc, prefix) in [("README.md", "node"), ("docs/control-protocol.md", "n")] {
         let path = format!("{}/{doc}", env!("CARGO_MANIFEST_DIR"));
@@ -373,14 +374,14 @@ fn the_documented_answers_are_drawn_as_shown() {
         let names: Vec<String> = (1..=5).map(|i| format!("{prefix}{i}")).collect();
         let nodes: Vec<Node> = names
             .iter()
-            .map(|name| Node::registered(name, None))
+            .map(|name| Node::registered(name, NodeName::parse(name)))
             .collect();
         let mut set = PartitionSet::new();
         let cut = format!("cut {0}1,{0}2 | {0}3,{0}4,{0}5", prefix);
         let Ok(Command::Fault(change)) = parse(&cut) else {
             panic!("{cut}")
         };
-        set.apply(&change).expect("applies");
+        set.apply(&change, &KnownNodes::default()).expect("applies");
         let full = |name: &String| NodeName::parse(&format!("{name}@host"));
         let ends: Vec<(NodeName, NodeName)> = (0..5)
             .flat_map(|i| (i + 1..5).map(move |j| (i, j)))

@@ -41,7 +41,7 @@
          node_args/1, node_env/1,
          command/2, command/3, request/2, request/3,
          cut/2, cut/3, fix/2, heal/1, status/1, nodes/1, links/1,
-         wait_for_blocked/3]).
+         wait_for_blocked/3, islands_text/1]).
 
 -export_type([proxy/0, control/0, islands/0]).
 
@@ -90,13 +90,16 @@ start() ->
 %% Starts epmdpxy on free ports and waits until it is ready.
 %% Options: `path' (the binary; default `$EPMDPXY', else `epmdpxy' on
 %% PATH), `args' (extra arguments, e.g. ["-v"]), `timeout' (ms to wait for
-%% the ready line, default 10000).
+%% the ready line, default 10000), `epmd_port' (the EPMD port; default 0,
+%% a free one; the control port is always a free one).
 -spec start(#{path => file:filename(), args => [string()],
-              timeout => timeout()}) -> {ok, proxy()} | error().
+              timeout => timeout(), epmd_port => inet:port_number()}) ->
+          {ok, proxy()} | error().
 start(Options) when is_map(Options) ->
     case executable(Options) of
         {ok, Path} ->
-            Args = ["--port", "0", "--control-port", "0"
+            PortArg = integer_to_list(maps:get(epmd_port, Options, 0)),
+            Args = ["--port", PortArg, "--control-port", "0"
                     | maps:get(args, Options, [])],
             Timeout = maps:get(timeout, Options, ?READY_TIMEOUT),
             Caller = self(),
@@ -224,6 +227,14 @@ nodes(Control) -> data(request(Control, "nodes")).
 %% Live links, one line each.
 -spec links(control()) -> {ok, [binary()]} | error().
 links(Control) -> data(request(Control, "links")).
+
+%% The command text of islands: [[a, b], c] gives "a,b | c"; text passes
+%% through unchanged.
+-spec islands_text(islands()) -> iodata().
+islands_text(Text) when is_binary(Text) -> Text;
+islands_text([Char | _] = Text) when is_integer(Char) -> Text;
+islands_text(Islands) when is_list(Islands) ->
+    lists:join(" | ", [island_text(Island) || Island <- Islands]).
 
 %% @equiv command(Control, Line, #{})
 -spec command(control(), iodata()) -> ok | error().
@@ -407,11 +418,6 @@ deadline(Ms) -> erlang:monotonic_time(millisecond) + Ms.
 
 left(infinity) -> infinity;
 left(Deadline) -> max(0, Deadline - erlang:monotonic_time(millisecond)).
-
-islands_text(Text) when is_binary(Text) -> Text;
-islands_text([Char | _] = Text) when is_integer(Char) -> Text;
-islands_text(Islands) when is_list(Islands) ->
-    lists:join(" | ", [island_text(Island) || Island <- Islands]).
 
 island_text(Names) when is_list(Names), Names =/= [], not is_integer(hd(Names)) ->
     lists:join(",", [name_text(Name) || Name <- Names]);

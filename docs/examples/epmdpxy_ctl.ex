@@ -73,12 +73,14 @@ defmodule EpmdpxyCtl do
 
   Options: `:path` (the binary; default `$EPMDPXY`, else `epmdpxy` on
   PATH), `:args` (extra arguments, e.g. `["-v"]`), `:timeout` (ms to wait
-  for the ready line, default 10000).
+  for the ready line, default 10000), `:epmd_port` (the EPMD port; default
+  0, a free one; the control port is always a free one).
   """
   @spec start(keyword) :: {:ok, proxy} | error
   def start(options \\ []) do
     with {:ok, path} <- executable(options) do
-      args = ["--port", "0", "--control-port", "0" | Keyword.get(options, :args, [])]
+      epmd_port = Integer.to_string(Keyword.get(options, :epmd_port, 0))
+      args = ["--port", epmd_port, "--control-port", "0" | Keyword.get(options, :args, [])]
       timeout = Keyword.get(options, :timeout, @ready_timeout)
       caller = self()
       tag = make_ref()
@@ -218,6 +220,11 @@ defmodule EpmdpxyCtl do
   def nodes(control), do: data(request(control, "nodes"))
   @doc "Live links, one line each."
   def links(control), do: data(request(control, "links"))
+
+  @doc "The command text of islands: `[[:a, :b], :c]` gives `\"a,b | c\"`; text passes through."
+  @spec islands_text(islands) :: String.t()
+  def islands_text(text) when is_binary(text), do: text
+  def islands_text(islands) when is_list(islands), do: Enum.map_join(islands, " | ", &island_text/1)
 
   @doc "Sends any command line: `:ok` on an OK reply, `{:error, why}` on ERR."
   @spec command(control, String.t(), keyword) :: :ok | error
@@ -362,9 +369,6 @@ defmodule EpmdpxyCtl do
 
   defp left(:infinity), do: :infinity
   defp left(deadline), do: max(0, deadline - System.monotonic_time(:millisecond))
-
-  defp islands_text(text) when is_binary(text), do: text
-  defp islands_text(islands) when is_list(islands), do: Enum.map_join(islands, " | ", &island_text/1)
 
   defp island_text([first | _] = names) when not is_integer(first),
     do: Enum.map_join(names, ",", &name_text/1)

@@ -271,7 +271,7 @@ fn watch_matrix_draws_again_on_faults_exemptions_and_nodes_only() {
     assert!(first.head.starts_with("OK 2 nodes"), "{}", first.head);
     first.expect(marks(|_, _| '.')).expect("nothing held");
 
-    assert_eq!(proxy.ctl("cut a -> b"), "OK cut a -> b");
+    assert_eq!(proxy.ctl("cut a -> b"), "OK cut a -> b (0 live links held)");
     assert!(watch.event("fault-applied").ends_with(" cut a -> b"));
     let one_way = marks(|a, b| if (a, b) == ("a", "b") { '>' } else { '.' });
     watch.matrix().expect(&one_way).expect("a -> b held");

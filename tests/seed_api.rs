@@ -24,9 +24,9 @@ use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::process::{drain_lines, kill_group};
 use common::{
-    check_views, drain_lines, kill_group, require_erl, require_program, wait_until, wait_until_ok,
-    ErlNode, NodeOptions,
+    check_views, require_erl, require_program, wait_until, wait_until_ok, ErlNode, NodeOptions,
 };
 
 /// How long one typed line may take to answer: start/1 waits up to 10 s
@@ -470,11 +470,11 @@ fn seed_api_returns_refusals_and_prints_notes() {
     shell.expect(
         "epmdpxy:cut_cables([n1], ['n2@elsewhere', \"n3\"]).",
         "epmdpxy: cut n1 | n2@elsewhere,n3 (not registered yet: n1,n2@elsewhere,n3; \
-         applies when they appear)\nok",
+         applies when they appear) (0 live links held)\nok",
     );
     shell.expect(
         "epmdpxy:fix_cables([n7], [n8]).",
-        "epmdpxy: fix n7 | n8 (no such cut was in force)\nok",
+        "{error,<<\"no such fault in force (in force: cut n1 | n3; cut n1 | n2@elsewhere)\">>}",
     );
 
     // The shell replaces its evaluator after an exception; the proxy is
@@ -488,7 +488,8 @@ fn seed_api_returns_refusals_and_prints_notes() {
     shell.expect("epmdpxy:heal().", "ok");
     shell.expect(
         "epmdpxy:isolate([n1, n2]).",
-        "epmdpxy: isolate n1,n2 (not registered yet: n1,n2; applies when they appear)\nok",
+        "epmdpxy: isolate n1,n2 (not registered yet: n1,n2; applies when they appear) \
+         (0 live links held)\nok",
     );
     shell.expect("epmdpxy:rejoin(n1).", "ok");
     shell.expect("epmdpxy:status().", "{ok,[<<\"isolate n2\">>]}");

@@ -179,9 +179,13 @@ with_proxy(Fun) ->
     end.
 
 %% An OK reply's notes are in parentheses: "cut n1 | n9 (not registered
-%% yet: n9; applies when they appear)". None may go unseen.
+%% yet: n9; applies when they appear)". None may go unseen, except the
+%% plain count of the live links a fault covers ("(2 live links held)"),
+%% which says all went as asked.
 print_note(Summary) ->
-    case binary:match(Summary, <<" (">>) of
+    Plain = re:replace(Summary, <<" \\([0-9]+ live links? (held|shaped)\\)">>, <<>>,
+                       [{return, binary}]),
+    case binary:match(Plain, <<" (">>) of
         nomatch -> ok;
         _ -> io:format("epmdpxy: ~ts~n", [Summary])
     end.

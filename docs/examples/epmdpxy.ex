@@ -121,8 +121,10 @@ defmodule Epmdpxy do
   def command(line) do
     with {:ok, proxy} <- proxy(),
          {:ok, summary, _data} <- EpmdpxyCtl.request(proxy, line) do
-      # An OK reply's notes are in parentheses; none may go unseen.
-      if String.contains?(summary, " ("), do: IO.puts("epmdpxy: " <> summary)
+      # An OK reply's notes are in parentheses; none may go unseen, except
+      # the plain count of the live links a fault covers.
+      plain = Regex.replace(~r/ \(\d+ live links? (held|shaped)\)/, summary, "")
+      if String.contains?(plain, " ("), do: IO.puts("epmdpxy: " <> summary)
       :ok
     end
   end

@@ -130,7 +130,7 @@ fn compare_pings(real: &[&Ping], proxy: &[&Ping]) -> Vec<String> {
 }
 
 /// `phases` with nodes `a` and `b` (0-based) swapped: their rows, and
-/// their names wherever they appear.
+/// their names wherever they appear in what the nodes reported.
 fn swapped(phases: &[Phase], a: usize, b: usize) -> Vec<Phase> {
     let (name_a, name_b) = (format!("f{}", a + 1), format!("f{}", b + 1));
     let rename = |name: &str| -> String {
@@ -155,10 +155,7 @@ fn swapped(phases: &[Phase], a: usize, b: usize) -> Vec<Phase> {
                 *view = view.iter().map(|n| rename(n)).collect();
                 view.sort();
             }
-            for ping in &mut phase.pings {
-                ping.from = rename(&ping.from);
-                ping.to = rename(&ping.to);
-            }
+            // Pings stay as they are: the test made them, the nodes did not.
             phase
         })
         .collect()

@@ -82,6 +82,9 @@ pub fn links(control: &Control) -> Reply {
                 link.opened.elapsed().as_secs()
             );
             line.push_str(&link.learnt_note());
+            if link.gates().reset_pending() {
+                line.push_str(" reset=pending");
+            }
             // A node closed its side; the close is held (cut) or queued (delay).
             if let Some(closer) = link.pending_close() {
                 line.push_str(&format!(" closed_by={closer}"));

@@ -104,7 +104,22 @@ pub fn matrix(control: &Control) -> Reply {
     let ends = links.iter().map(|link| (link.initiator(), link.target()));
     let counts = LinkCounts::count(&nodes, ends);
     let faults = control.faults.snapshot();
-    let cell = |from: &matrix::Node, to: &matrix::Node| matrix::mark(&faults, &from.name, &to.name);
+    // A pair with a live link that waits to be reset (either way round).
+    let resetting = |a: &matrix::Node, b: &matrix::Node| {
+        links.iter().any(|link| {
+            let ends = (link.initiator(), link.target());
+            let between = |x: &matrix::Node, y: &matrix::Node| {
+                ends.0.is_some_and(|i| i.alive == x.name.alive) && ends.1.alive == y.name.alive
+            };
+            link.gates().reset_pending() && (between(a, b) || between(b, a))
+        })
+    };
+    let cell = |from: &matrix::Node, to: &matrix::Node| match matrix::mark(
+        &faults, &from.name, &to.name,
+    ) {
+        matrix::Mark::Reachable if resetting(from, to) => matrix::Mark::ResetPending,
+        mark => mark,
+    };
     let drawing = matrix::draw(&nodes, cell, &counts);
     Reply::ok_with(drawing.head, drawing.lines)
 }

@@ -126,9 +126,19 @@ impl Proxy {
     /// Starts the binary with `--port 0 --control-port 0` plus `args` and
     /// waits for its `ready epmd_port=P control_port=C` line on stderr.
     pub fn start(args: &[&str]) -> Proxy {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_epmdpxy"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_epmdpxy"));
+        command
             .args(["--port", "0", "--control-port", "0"])
-            .args(args)
+            .args(args);
+        Proxy::start_command(command)
+    }
+
+    /// Starts an epmdpxy through `command` as given (another binary, or
+    /// one run through `chroot`); it must print the ready line on stderr.
+    /// The process `command` starts must be epmdpxy itself (a wrapper that
+    /// execs, such as `chroot`, is fine): Drop kills that process.
+    pub fn start_command(mut command: Command) -> Proxy {
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -278,14 +288,41 @@ impl Proxy {
         )
     }
 
+    /// Like `start_node`, but `erl` is run through `prefix` (see
+    /// `ErlNode::start_with_prefix`).
+    pub fn start_node_with_prefix(
+        &self,
+        prefix: &[String],
+        base: &str,
+        options: &NodeOptions,
+    ) -> ErlNode {
+        ErlNode::start_with_prefix(
+            prefix,
+            &self.unique_name(base),
+            &self.cookie(),
+            self.epmd_port,
+            options,
+        )
+    }
+
     /// Starts one node per base name, in parallel (each boot takes ~1 s).
     /// A failed start re-panics here; nodes already started are dropped
     /// (and killed) on the way out.
     pub fn start_nodes(&self, bases: &[&str], options: &NodeOptions) -> Vec<ErlNode> {
+        self.start_nodes_with_prefix(&[], bases, options)
+    }
+
+    /// `start_nodes` with `erl` run through `prefix` (empty: plain `erl`).
+    pub fn start_nodes_with_prefix(
+        &self,
+        prefix: &[String],
+        bases: &[&str],
+        options: &NodeOptions,
+    ) -> Vec<ErlNode> {
         std::thread::scope(|scope| {
             let starting: Vec<_> = bases
                 .iter()
-                .map(|base| scope.spawn(move || self.start_node(base, options)))
+                .map(|base| scope.spawn(move || self.start_node_with_prefix(prefix, base, options)))
                 .collect();
             starting
                 .into_iter()
@@ -310,6 +347,13 @@ impl Drop for Proxy {
             );
         }
     }
+}
+
+/// Writes `line` straight to the test's stderr, past libtest's capture,
+/// so that it shows in a CI log even when the test passes (what ran, with
+/// which OTP). Use it sparingly.
+pub fn announce(line: &str) {
+    let _ = writeln!(std::io::stderr(), "{line}");
 }
 
 /// Finds `epmd_port=P control_port=C` in a stderr line.
@@ -402,7 +446,29 @@ impl ErlNode {
     /// Starts `erl -sname NAME` against the EPMD on `epmd_port` and waits
     /// until it is distributed (hence registered) and answers requests.
     pub fn start(short_name: &str, cookie: &str, epmd_port: u16, options: &NodeOptions) -> ErlNode {
-        let mut command = Command::new("erl");
+        ErlNode::start_with_prefix(&[], short_name, cookie, epmd_port, options)
+    }
+
+    /// Like `start`, but runs `PREFIX... erl ...`, e.g. `chroot ROOT erl`
+    /// for an OTP from another root. The environment (`ERL_EPMD_PORT`)
+    /// passes through; the prefix must exec `erl` in the same process (as
+    /// `chroot` and `env` do) so that Drop's process-group kill reaches
+    /// beam. An empty prefix is `start`.
+    pub fn start_with_prefix(
+        prefix: &[String],
+        short_name: &str,
+        cookie: &str,
+        epmd_port: u16,
+        options: &NodeOptions,
+    ) -> ErlNode {
+        let mut command = match prefix.split_first() {
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg("erl");
+                command
+            }
+            None => Command::new("erl"),
+        };
         command
             .args(["-noshell", "-sname", short_name, "-setcookie", cookie])
             .args(["-start_epmd", "false"])

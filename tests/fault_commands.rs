@@ -20,7 +20,10 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::{check_views, require_erl, wait_until, wait_until_ok, ErlNode, NodeOptions, Proxy};
+use common::{
+    check_views, connect_missing, islands, require_erl, wait_until, wait_until_ok, ErlNode,
+    NodeOptions, Proxy,
+};
 
 /// How long a fault may take to show in the nodes' views (a few ticks).
 const CONVERGE_TIMEOUT: Duration = Duration::from_secs(20);
@@ -132,32 +135,6 @@ fn ping_result(seen: &[Seen], peer: &str, since_ms: i64) -> Option<(String, i64)
     let inner = ping.what.trim_start_matches('{').trim_end_matches('}');
     let (result, millis) = inner.split_once(',')?;
     Some((result.to_string(), millis.parse().ok()?))
-}
-
-/// Pings every expected peer a node does not see yet (links are lazy).
-fn connect_missing(nodes: &mut [ErlNode], expected: &[Vec<usize>]) {
-    let full_names: Vec<String> = nodes.iter().map(|n| n.full_name().to_string()).collect();
-    for (node, peers) in nodes.iter_mut().zip(expected) {
-        let seen = node.nodes();
-        for &peer in peers {
-            if !seen.contains(&full_names[peer]) {
-                node.ping(&full_names[peer]);
-            }
-        }
-    }
-}
-
-/// Each node connected exactly to the other members of its island.
-fn islands(count: usize, islands: &[&[usize]]) -> Vec<Vec<usize>> {
-    (0..count)
-        .map(|i| {
-            let island = islands
-                .iter()
-                .find(|island| island.contains(&i))
-                .expect("every node belongs to an island");
-            island.iter().copied().filter(|&j| j != i).collect()
-        })
-        .collect()
 }
 
 /// (up, down) bytes of the live links whose initiator starts with `from`

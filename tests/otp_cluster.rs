@@ -7,7 +7,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{
-    check_views, epmd_names, require_erl, wait_until, wait_until_ok, ErlNode, NodeOptions, Proxy,
+    check_views, connect_missing, epmd_names, full_mesh, islands, require_erl, wait_until,
+    wait_until_ok, NodeOptions, Proxy,
 };
 
 /// How long a cut or a heal may take to show in every node's `nodes()`.
@@ -16,45 +17,6 @@ const CONVERGE_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long connect_all alone gets to rebuild the mesh after a fix before
 /// missing pairs are pinged directly.
 const MERGE_GRACE: Duration = Duration::from_secs(5);
-
-/// Pings every expected peer a node does not see yet. Links are opened
-/// lazily, and while a mesh forms `global` may drop a fresh link to
-/// prevent overlapping partitions, so connecting is retried per poll.
-/// Returns how many pings were sent.
-fn connect_missing(nodes: &mut [ErlNode], expected: &[Vec<usize>]) -> usize {
-    let full_names: Vec<String> = nodes.iter().map(|n| n.full_name().to_string()).collect();
-    let mut pings = 0;
-    for (node, peers) in nodes.iter_mut().zip(expected) {
-        let seen = node.nodes();
-        for &peer in peers {
-            if !seen.contains(&full_names[peer]) {
-                node.ping(&full_names[peer]);
-                pings += 1;
-            }
-        }
-    }
-    pings
-}
-
-/// Every node connected to every other one.
-fn full_mesh(count: usize) -> Vec<Vec<usize>> {
-    (0..count)
-        .map(|i| (0..count).filter(|&j| j != i).collect())
-        .collect()
-}
-
-/// Each node connected exactly to the other members of its island.
-fn islands(count: usize, islands: &[&[usize]]) -> Vec<Vec<usize>> {
-    (0..count)
-        .map(|i| {
-            let island = islands
-                .iter()
-                .find(|island| island.contains(&i))
-                .expect("every node belongs to an island");
-            island.iter().copied().filter(|&j| j != i).collect()
-        })
-        .collect()
-}
 
 #[test]
 fn five_node_cut_and_fix() {

@@ -15,13 +15,12 @@ mod common;
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
-use std::sync::{Mutex, OnceLock};
-use std::thread;
+use std::process::Command;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use common::fake;
-use common::{announce, drain_lines, kill_group, program_on_path, Proxy};
+use common::{announce, program_on_path, run_with_deadline, Proxy};
 
 /// How long the static build may take (a cold release build with LTO on
 /// two busy cores takes one to two minutes).
@@ -38,46 +37,6 @@ const STATIC_RUSTFLAGS: &str = "-C target-feature=+crt-static";
 /// build's own proc macros.
 fn host_triple() -> String {
     format!("{}-unknown-linux-gnu", std::env::consts::ARCH)
-}
-
-/// Runs `command` in its own process group, collecting stdout and stderr
-/// (interleaved by lines), until it exits or `timeout` passes (then the
-/// whole group is killed and this panics).
-fn run_with_deadline(mut command: Command, what: &str, timeout: Duration) -> (ExitStatus, String) {
-    use std::os::unix::process::CommandExt;
-    let mut child = command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
-    let (out, out_lines) = drain_lines(child.stdout.take().expect("stdout is piped"));
-    let (err, err_lines) = drain_lines(child.stderr.take().expect("stderr is piped"));
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(100)),
-            Ok(None) => {
-                kill_group(&mut child);
-                panic!("{what} did not finish within {timeout:?}");
-            }
-            Err(e) => panic!("waiting for {what}: {e}"),
-        }
-    };
-    // The drain threads end at EOF, which follows the exit unless a
-    // grandchild still holds a pipe: wait for them, but not forever.
-    let drained = Instant::now() + Duration::from_secs(5);
-    for lines in [out_lines, err_lines] {
-        // Disconnected: the thread saw EOF; Timeout: give up.
-        while lines
-            .recv_timeout(drained.saturating_duration_since(Instant::now()))
-            .is_ok()
-        {}
-    }
-    let text = |log: &Mutex<String>| log.lock().map(|l| l.clone()).unwrap_or_default();
-    (status, format!("{}{}", text(&out), text(&err)))
 }
 
 /// Builds the static binary once per test run (README's recipe, in

@@ -819,3 +819,85 @@ pub fn check_views(nodes: &mut [ErlNode], expected: &[Vec<usize>]) -> Result<(),
         Err(mismatches.join("; "))
     }
 }
+
+/// Pings every expected peer a node does not see yet. Links are opened
+/// lazily, and while a mesh forms `global` may drop a fresh link to
+/// prevent overlapping partitions, so connecting is retried per poll.
+/// Returns how many pings were sent.
+pub fn connect_missing(nodes: &mut [ErlNode], expected: &[Vec<usize>]) -> usize {
+    let full_names: Vec<String> = nodes.iter().map(|n| n.full_name().to_string()).collect();
+    let mut pings = 0;
+    for (node, peers) in nodes.iter_mut().zip(expected) {
+        let seen = node.nodes();
+        for &peer in peers {
+            if !seen.contains(&full_names[peer]) {
+                node.ping(&full_names[peer]);
+                pings += 1;
+            }
+        }
+    }
+    pings
+}
+
+/// Every node connected to every other one.
+pub fn full_mesh(count: usize) -> Vec<Vec<usize>> {
+    (0..count)
+        .map(|i| (0..count).filter(|&j| j != i).collect())
+        .collect()
+}
+
+/// Each node connected exactly to the other members of its island.
+pub fn islands(count: usize, islands: &[&[usize]]) -> Vec<Vec<usize>> {
+    (0..count)
+        .map(|i| {
+            let island = islands
+                .iter()
+                .find(|island| island.contains(&i))
+                .expect("every node belongs to an island");
+            island.iter().copied().filter(|&j| j != i).collect()
+        })
+        .collect()
+}
+
+/// Runs `command` in its own process group, collecting stdout and stderr
+/// (stdout first), until it exits; after `timeout` the whole group is
+/// killed and this panics. Returns the exit status and the output.
+pub fn run_with_deadline(
+    mut command: Command,
+    what: &str,
+    timeout: Duration,
+) -> (std::process::ExitStatus, String) {
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
+    let (out, out_lines) = drain_lines(child.stdout.take().expect("stdout is piped"));
+    let (err, err_lines) = drain_lines(child.stderr.take().expect("stderr is piped"));
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if Instant::now() < deadline => thread::sleep(POLL_INTERVAL),
+            Ok(None) => {
+                kill_group(&mut child);
+                panic!("{what} did not finish within {timeout:?}");
+            }
+            Err(e) => panic!("waiting for {what}: {e}"),
+        }
+    };
+    // The drain threads end at EOF, which follows the exit unless a
+    // grandchild still holds a pipe: wait for them, but not forever.
+    let drained = Instant::now() + Duration::from_secs(5);
+    for lines in [out_lines, err_lines] {
+        // Disconnected: the thread saw EOF; Timeout: give up.
+        while lines
+            .recv_timeout(drained.saturating_duration_since(Instant::now()))
+            .is_ok()
+        {}
+    }
+    let text = |log: &Mutex<String>| log.lock().map(|l| l.clone()).unwrap_or_default();
+    (status, format!("{}{}", text(&out), text(&err)))
+}

@@ -4,7 +4,9 @@ use super::names::{NodeName, Pattern};
 use super::rules::Islands;
 
 pub fn p(text: &str) -> Pattern {
-    Pattern::parse(text).expect("valid pattern")
+    // Test-only (`#[cfg(test)] mod testing` in partition/mod.rs): a bad
+    // pattern here is a typo in a test, which should fail loudly.
+    Pattern::parse(text).expect("valid pattern") // no-panic: compiled only for tests
 }
 
 pub fn n(text: &str) -> NodeName {

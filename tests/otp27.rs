@@ -1,9 +1,10 @@
 //! OTP 27 through epmdpxy: the real-OTP core loop (register, mesh, cut,
-//! held past the tick, fix, mesh) with OTP 27 nodes, and with a mixed
-//! cluster of the host's OTP (25 on Debian 12) and OTP 27 nodes.
+//! held past the tick, fix, mesh) with OTP 27 nodes, with a mixed cluster
+//! of the host's OTP (25 on Debian 12) and OTP 27 nodes, and with such a
+//! mixed cluster on TLS distribution.
 //!
 //! OTP 27 comes from a Debian trixie root (`debootstrap --variant=minbase
-//! trixie` plus `erlang-base`), built and cached by `.ci/otp27-root`; its
+//! trixie` plus `erlang-base` and `erlang-ssl`), built and cached by `.ci/otp27-root`; its
 //! place is `$EPMDPXY_OTP27_ROOT`, default /var/cache/epmdpxy/trixie-root.
 //! Each node runs as `chroot ROOT erl ...`: the root shares the host's
 //! network, so its nodes reach epmdpxy on 127.0.0.1, and its /etc/hosts
@@ -269,4 +270,91 @@ fn mixed_host_otp_and_otp27_cluster() {
         prefix[1],
         started.elapsed()
     ));
+}
+
+/// Starts a TLS-distribution node (`-proto_dist inet_tls`) through
+/// `prefix` (empty: the host's `erl`), reading its options at `optfile`
+/// as the node sees it.
+fn tls_node(proxy: &Proxy, prefix: &[String], base: &str, optfile: &str) -> ErlNode {
+    let name = proxy.unique_name(base);
+    let mut command = match prefix.split_first() {
+        Some((program, args)) => {
+            let mut command = Command::new(program);
+            command.args(args).arg("erl");
+            command
+        }
+        None => Command::new("erl"),
+    };
+    command
+        .args(["-noshell", "-sname", &name, "-setcookie", &proxy.cookie()])
+        .args(["-start_epmd", "false", "-connect_all", "true"])
+        .args(["-kernel", "net_ticktime", &TICK_SECONDS.to_string()])
+        .args(["-proto_dist", "inet_tls", "-ssl_dist_optfile", optfile])
+        .env("ERL_EPMD_PORT", proxy.epmd_port.to_string());
+    let mut node = ErlNode::spawn(&mut command, &name);
+    node.wait_distributed(Duration::from_secs(30));
+    node
+}
+
+/// TLS distribution across releases: two OTP 25 and two OTP 27 nodes,
+/// all with encrypted handshakes, are meshed, cut, held and healed through
+/// epmdpxy, which learns every link's ends from the processes that opened
+/// them (issue "OK means it happened").
+#[test]
+fn mixed_tls_cluster_is_cut_and_healed() {
+    if !require_erl() || !common::require_program("openssl", "openssl") {
+        return;
+    }
+    let Some(prefix) = require_otp27("mixed_tls_cluster_is_cut_and_healed") else {
+        return;
+    };
+    let started = Instant::now();
+    // The certificate lives inside the root, so both sides can read it:
+    // the host's nodes by its full path, the root's by its own.
+    let inside = format!("/tmp/epmdpxy-tls-{}", std::process::id());
+    let outside = format!("{}{inside}", prefix[1]);
+    std::fs::create_dir_all(&outside).expect("a directory in the root");
+    let _cleanup = RemoveOnDrop(PathBuf::from(&outside));
+    let (cert, key) = common::tls::make_cert(std::path::Path::new(&outside));
+    let host_options = format!("{outside}/host.conf");
+    let root_options = format!("{inside}/root.conf");
+    let text = |path: &std::path::Path| path.to_string_lossy().into_owned();
+    common::tls::write_options(
+        std::path::Path::new(&host_options),
+        &text(&cert),
+        &text(&key),
+    );
+    common::tls::write_options(
+        std::path::Path::new(&format!("{outside}/root.conf")),
+        &format!("{inside}/cert.pem"),
+        &format!("{inside}/key.pem"),
+    );
+    let proxy = Proxy::start(&["-v"]);
+    let mut nodes = vec![
+        tls_node(&proxy, &[], "th1", &host_options),
+        tls_node(&proxy, &prefix, "tr1", &root_options),
+        tls_node(&proxy, &[], "th2", &host_options),
+        tls_node(&proxy, &prefix, "tr2", &root_options),
+    ];
+    core_loop(&proxy, &mut nodes, &[0, 1], &[2, 3]);
+    // Every link's initiator was learnt from its process, none unknown.
+    let links = proxy.links();
+    assert!(
+        !links.is_empty() && links.iter().all(|l| l.contains("from_by=process")),
+        "{links:#?}"
+    );
+    announce(&format!(
+        "otp27::mixed_tls_cluster_is_cut_and_healed ran TLS distribution on OTP 25 and 27 (root {}) in {:.1?}",
+        prefix[1],
+        started.elapsed()
+    ));
+}
+
+/// Removes a directory when dropped.
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }

@@ -25,6 +25,7 @@ pub mod process;
 pub mod procfs;
 pub mod proxy;
 pub mod rng;
+pub mod tls;
 
 pub use erl::{check_views, connect_missing, full_mesh, islands, ErlNode, NodeOptions};
 pub use process::run_with_deadline;

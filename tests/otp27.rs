@@ -277,14 +277,7 @@ fn mixed_host_otp_and_otp27_cluster() {
 /// as the node sees it.
 fn tls_node(proxy: &Proxy, prefix: &[String], base: &str, optfile: &str) -> ErlNode {
     let name = proxy.unique_name(base);
-    let mut command = match prefix.split_first() {
-        Some((program, args)) => {
-            let mut command = Command::new(program);
-            command.args(args).arg("erl");
-            command
-        }
-        None => Command::new("erl"),
-    };
+    let mut command = common::erl::erl_command(prefix);
     command
         .args(["-noshell", "-sname", &name, "-setcookie", &proxy.cookie()])
         .args(["-start_epmd", "false", "-connect_all", "true"])

@@ -73,6 +73,18 @@ impl Default for NodeOptions {
     }
 }
 
+/// `erl`, run through `prefix` (e.g. `chroot ROOT`; empty: plain `erl`).
+pub fn erl_command(prefix: &[String]) -> Command {
+    match prefix.split_first() {
+        Some((program, args)) => {
+            let mut command = Command::new(program);
+            command.args(args).arg("erl");
+            command
+        }
+        None => Command::new("erl"),
+    }
+}
+
 /// A real `erl` node in its own process group, driven over stdin/stdout.
 /// Dropping it kills the whole group (beam and its helper processes).
 pub struct ErlNode {
@@ -107,14 +119,7 @@ impl ErlNode {
         epmd_port: u16,
         options: &NodeOptions,
     ) -> ErlNode {
-        let mut command = match prefix.split_first() {
-            Some((program, args)) => {
-                let mut command = Command::new(program);
-                command.args(args).arg("erl");
-                command
-            }
-            None => Command::new("erl"),
-        };
+        let mut command = erl_command(prefix);
         command
             .args(["-noshell", "-sname", short_name, "-setcookie", cookie])
             .args(["-start_epmd", "false"])

@@ -92,13 +92,21 @@ pub fn epmd_addresses(asked: Option<&[IpAddr]>, host_loopbacks: &[IpAddr]) -> Ve
 /// Upper bound on the addresses taken from the host name's resolution.
 const MAX_HOST_ADDRESSES: usize = 8;
 
+/// Where the host name is read, first readable wins: the kernel's own
+/// (needs /proc), then the system's setting, for a container or chroot
+/// that has /etc but no /proc. Without either (a static binary alone in an
+/// empty root) there is no host name: see `host_name_loopbacks`.
+const HOST_NAME_FILES: [&str; 2] = ["/proc/sys/kernel/hostname", "/etc/hostname"];
+
 /// The loopback addresses this machine's host name (full and short form)
-/// resolves to. Empty if the name cannot be read or resolved.
+/// resolves to. Empty if the name cannot be read or resolved (no /proc
+/// and no /etc/hostname, or no /etc/hosts to resolve it): EPMD then
+/// listens on 127.0.0.1 and ::1 only, and `--address` adds the others.
 pub fn host_name_loopbacks() -> Vec<IpAddr> {
-    let Ok(name) = std::fs::read_to_string("/proc/sys/kernel/hostname") else {
+    let Some(name) = read_host_name(&HOST_NAME_FILES) else {
         return Vec::new();
     };
-    let name = name.trim();
+    let name = name.as_str();
     let short = name.split('.').next().unwrap_or(name);
     let mut out: Vec<IpAddr> = Vec::new();
     for candidate in [name, short] {
@@ -127,10 +135,9 @@ pub fn local_host_names(listening: &[IpAddr]) -> Vec<String> {
             names.push(name);
         }
     };
-    if let Ok(host) = std::fs::read_to_string("/proc/sys/kernel/hostname") {
-        let host = host.trim();
-        add(host.to_owned());
-        add(host.split('.').next().unwrap_or(host).to_owned());
+    if let Some(host) = read_host_name(&HOST_NAME_FILES) {
+        add(host.split('.').next().unwrap_or(&host).to_owned());
+        add(host);
     }
     add("localhost".to_owned());
     let loopbacks = [
@@ -143,6 +150,16 @@ pub fn local_host_names(listening: &[IpAddr]) -> Vec<String> {
         add(address.to_string());
     }
     names
+}
+
+/// The first non-blank name in `files`, trimmed; `None` if no file can be
+/// read or every one is blank.
+fn read_host_name(files: &[&str]) -> Option<String> {
+    files
+        .iter()
+        .filter_map(|file| std::fs::read_to_string(file).ok())
+        .map(|text| text.trim().to_owned())
+        .find(|name| !name.is_empty())
 }
 
 /// True for an address list of only separators (epmd then uses its
@@ -375,6 +392,27 @@ mod tests {
         );
         // Whatever this machine resolves, only loopback comes back.
         assert!(host_name_loopbacks().iter().all(IpAddr::is_loopback));
+    }
+
+    #[test]
+    fn host_name_from_the_first_readable_file() {
+        let dir = std::env::temp_dir().join(format!("epmdpxy-hostname-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let blank = dir.join("blank");
+        let named = dir.join("named");
+        std::fs::write(&blank, " \n").expect("write");
+        std::fs::write(&named, "box.example\n").expect("write");
+        let missing = dir.join("missing");
+        let path = |p: &std::path::Path| p.to_str().expect("utf-8 path").to_owned();
+        let (blank, named, missing) = (path(&blank), path(&named), path(&missing));
+        assert_eq!(
+            read_host_name(&[&missing, &blank, &named]),
+            Some("box.example".to_owned())
+        );
+        // Nothing readable: no name, and so no extra addresses.
+        assert_eq!(read_host_name(&[&missing, &blank]), None);
+        assert_eq!(read_host_name(&[]), None);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -288,8 +288,21 @@ fn half_close_keeps_the_other_direction_flowing() {
         ),
         "something crossed the cut: {during:?}"
     );
-    // the other direction is not cut
-    carries(&mut link.target, &mut link.initiator, b"still flowing");
+    // Past the ACK stall (the cut is 300 ms old) the other direction is
+    // held too, as on a real network where the cut side's ACKs are lost:
+    // its bytes wait, and arrive after the fix.
+    link.target.write_all(b"stalled").expect("write back");
+    link.initiator
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .expect("timeout");
+    let back = link.initiator.read(&mut buf).map_err(|e| e.kind());
+    assert!(
+        matches!(
+            back,
+            Err(io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)
+        ),
+        "the reverse direction did not stall: {back:?}"
+    );
     assert!(proxy
         .ctl(&format!("fix {initiator} -> {target}"))
         .starts_with("OK fix"));
@@ -299,6 +312,14 @@ fn half_close_keeps_the_other_direction_flowing() {
     let mut got = Vec::new();
     link.target.read_to_end(&mut got).expect("data, then EOF");
     assert_eq!(got, b"held");
+    link.initiator
+        .set_read_timeout(Some(TIMEOUT))
+        .expect("timeout");
+    let mut back = [0u8; 7];
+    link.initiator
+        .read_exact(&mut back)
+        .expect("the stalled bytes after the fix");
+    assert_eq!(&back, b"stalled");
     drop(link);
     wait_until(TIMEOUT, "the link to be gone", || proxy.links().is_empty());
     assert_no_panic(&proxy.log());

@@ -13,8 +13,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::erl::{await_mesh, await_views, islands};
-use common::process::{run, ScratchDir};
+use common::process::ScratchDir;
 use common::proxy::epmdpxy_ctl;
+use common::tls;
 use common::{require_erl, require_program, wait_until, ErlNode, NodeOptions, Proxy};
 
 /// Long enough for a node to notice a cut (net_ticktime 2) and for a
@@ -56,26 +57,11 @@ fn node_command(proxy: &Proxy, naming: &[&str]) -> Command {
 /// A self-signed certificate and the TLS distribution options file
 /// (`-ssl_dist_optfile`) that uses it.
 fn tls_options(dir: &ScratchDir) -> String {
-    let (key, cert) = (dir.path().join("key.pem"), dir.path().join("cert.pem"));
-    let mut openssl = Command::new("openssl");
-    openssl
-        .args([
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-        ])
-        .args(["-subj", "/CN=epmdpxy-test", "-keyout"])
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert);
-    let made = run(&mut openssl, "", Duration::from_secs(60));
-    assert!(made.status.success(), "openssl: {made:?}");
+    let (cert, key) = tls::make_cert(dir.path());
     let options = dir.path().join("ssl_dist.conf");
-    let text = format!(
-        "[{{server,[{{certfile,\"{}\"}},{{keyfile,\"{}\"}}]}},{{client,[{{verify,verify_none}}]}}].\n",
-        cert.display(),
-        key.display()
-    );
-    std::fs::write(&options, text).expect("write the options file");
-    options.to_string_lossy().into_owned()
+    let text = |path: &std::path::Path| path.to_string_lossy().into_owned();
+    tls::write_options(&options, &text(&cert), &text(&key));
+    text(&options)
 }
 
 /// The live links' lines (`links` without its head and END).

@@ -162,7 +162,7 @@ n1     \      >      X      e
 n2     .      \      X      e
 n3     X      X      \      e
 runner e      e      e      \
-legend: . reachable  X cut  > held one way  ~ delay/throttle  \ self  e exempt
+legend: . reachable  X cut  > one way  ~ slowed  r reset  \ self  e exempt
 links: none
 END"
         );

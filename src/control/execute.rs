@@ -197,26 +197,30 @@ fn stuck_note(stuck: usize) -> String {
     format!(" ({stuck} links were mid-write to a receiver that does not read)")
 }
 
-/// `reset`: closes the live links between the islands now. Announced
-/// before the links close, so watchers see the cause before its effects
-/// (the `link-close` events).
+/// `reset`: the live links between the islands are reset, each end when
+/// it next sends (a blocked sender at once), as a firewall rejecting with
+/// TCP resets would. Announced first, so watchers see the cause before its
+/// effects (the `link-close` events).
 fn reset(control: &Control, change: &Change, islands: &Islands) -> Reply {
     let doomed = control.proxy.links_across(islands);
     let text = change.to_string();
-    let closed = doomed.len();
+    let marked = doomed.len();
     control.events.publish(&Event::FaultApplied {
         text: text.clone(),
-        links: Some(closed),
+        links: Some(marked),
     });
     let ids: Vec<u64> = doomed.iter().map(|link| link.id).collect();
     for link in doomed {
-        link.close("reset by control");
+        link.gates().reset_on_next_send();
     }
     control.faults.changes().bump();
     let others = control.proxy.links.snapshot();
     let spared = others.iter().filter(|link| !ids.contains(&link.id));
     let missed = missed_note(&uncoverable(change, spared), "reset");
-    Reply::ok(format!("{text} ({} closed{missed})", count(closed, "link")))
+    let what = count(marked, "link");
+    Reply::ok(format!(
+        "{text} ({what} reset, each end as it next sends{missed})"
+    ))
 }
 
 /// A shape's cuts, applied: one event per cut; the reply names them

@@ -30,7 +30,7 @@ pub const HELP: &[(&str, &str)] = &[
     ),
     (
         "reset A | B",
-        "close every live link between the islands now; new links are allowed",
+        "reset every live link between the islands, each end when it next sends; new links are allowed",
     ),
     (
         "clear A | B",

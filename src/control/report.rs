@@ -82,6 +82,9 @@ pub fn links(control: &Control) -> Reply {
                 link.opened.elapsed().as_secs()
             );
             line.push_str(&link.learnt_note());
+            if link.gates().reset_pending() {
+                line.push_str(" reset=pending");
+            }
             // A node closed its side; the close is held (cut) or queued (delay).
             if let Some(closer) = link.pending_close() {
                 line.push_str(&format!(" closed_by={closer}"));
@@ -101,7 +104,22 @@ pub fn matrix(control: &Control) -> Reply {
     let ends = links.iter().map(|link| (link.initiator(), link.target()));
     let counts = LinkCounts::count(&nodes, ends);
     let faults = control.faults.snapshot();
-    let cell = |from: &matrix::Node, to: &matrix::Node| matrix::mark(&faults, &from.name, &to.name);
+    // A pair with a live link that waits to be reset (either way round).
+    let resetting = |a: &matrix::Node, b: &matrix::Node| {
+        links.iter().any(|link| {
+            let ends = (link.initiator(), link.target());
+            let between = |x: &matrix::Node, y: &matrix::Node| {
+                ends.0.is_some_and(|i| i.alive == x.name.alive) && ends.1.alive == y.name.alive
+            };
+            link.gates().reset_pending() && (between(a, b) || between(b, a))
+        })
+    };
+    let cell = |from: &matrix::Node, to: &matrix::Node| match matrix::mark(
+        &faults, &from.name, &to.name,
+    ) {
+        matrix::Mark::Reachable if resetting(from, to) => matrix::Mark::ResetPending,
+        mark => mark,
+    };
     let drawing = matrix::draw(&nodes, cell, &counts);
     Reply::ok_with(drawing.head, drawing.lines)
 }

@@ -15,15 +15,16 @@
 //! n3 X  X  \  .  .
 //! n4 X  X  .  \  .
 //! n5 X  X  .  .  \
-//! legend: . reachable  X cut  > held one way  ~ delay/throttle  \ self  e exempt
+//! legend: . reachable  X cut  > one way  ~ slowed  r reset  \ self  e exempt
 //! links: n1-n2 1, n3-n4 1, n3-n5 1, n4-n5 1
 //! END
 //! ```
 //!
 //! Up to [`MAX_NAMED`] nodes are labelled with their names when the
 //! matrix fits [`WIDTH`] columns; otherwise they are numbered and a key
-//! (`1 = n1`) follows the legend. `reset` leaves nothing in force (it
-//! closes links at once), so no mark stands for it.
+//! (`1 = n1`) follows the legend. A `reset` stores no fault, but marks the
+//! live links it concerns until each end sends: a pair with such a link
+//! shows `r`.
 
 use std::collections::BTreeMap;
 
@@ -52,15 +53,18 @@ pub enum Mark {
     Itself,
     /// One end is exempt: never held, delayed or throttled.
     Exempt,
+    /// A live link between them waits to be reset (`reset`).
+    ResetPending,
 }
 
 impl Mark {
     /// Every mark, in the legend's order.
-    pub const ALL: [Mark; 6] = [
+    pub const ALL: [Mark; 7] = [
         Mark::Reachable,
         Mark::Cut,
         Mark::OneWay,
         Mark::Shaped,
+        Mark::ResetPending,
         Mark::Itself,
         Mark::Exempt,
     ];
@@ -74,6 +78,7 @@ impl Mark {
             Mark::Shaped => '~',
             Mark::Itself => '\\',
             Mark::Exempt => 'e',
+            Mark::ResetPending => 'r',
         }
     }
 
@@ -86,10 +91,11 @@ impl Mark {
         match self {
             Mark::Reachable => "reachable",
             Mark::Cut => "cut",
-            Mark::OneWay => "held one way",
-            Mark::Shaped => "delay/throttle",
+            Mark::OneWay => "one way",
+            Mark::Shaped => "slowed",
             Mark::Itself => "self",
             Mark::Exempt => "exempt",
+            Mark::ResetPending => "reset",
         }
     }
 }
@@ -408,7 +414,7 @@ n2 .  \  X  X  X
 n3 X  X  \  .  .
 n4 X  X  .  \  .
 n5 X  X  .  .  \
-legend: . reachable  X cut  > held one way  ~ delay/throttle  \ self  e exempt
+legend: . reachable  X cut  > one way  ~ slowed  r reset  \ self  e exempt
 links: n1-n2 1, n3-n4 1, n3-n5 1, n4-n5 1";
         assert_eq!(drawing.lines.join("\n"), want);
         // the module's doc comment shows this very answer

@@ -1,5 +1,5 @@
 //! A proxied link's state ([`Link`]: its two ends as far as they are
-//! known, byte counters, the gates a cut takes, how it closed), the table
+//! known, byte counters, its gates (`gate.rs`), how it closed), the table
 //! of live links, and the full names learnt from handshakes, so that a
 //! host pattern (`*@host`) matches a node from the first byte of its next
 //! link.
@@ -7,16 +7,13 @@
 use std::collections::{BTreeMap, HashMap};
 use std::net::{Shutdown, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, TryLockError};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Instant;
 
+use super::gate::Gates;
 use crate::base::sync::lock;
 use crate::partition::names::Host;
-use crate::partition::{Faults, NodeName, PartitionSet, Shaping};
-
-/// Longest a held direction sleeps before it looks at the faults again,
-/// should a wake-up ever be missed.
-const ADMIT_RECHECK: Duration = Duration::from_secs(5);
+use crate::partition::{NodeName, PartitionSet, Shaping};
 
 /// The two directions of a link.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -81,7 +78,7 @@ pub struct Link {
     pub proxy_port: u16,
     pub opened: Instant,
     bytes: [AtomicU64; 2],
-    gates: [Mutex<()>; 2],
+    gates: Gates,
     closed: AtomicBool,
     /// Directions that have finished (2 = link gone).
     finished: AtomicU8,
@@ -120,7 +117,7 @@ impl Link {
             proxy_port,
             opened: Instant::now(),
             bytes: Default::default(),
-            gates: Default::default(),
+            gates: Gates::default(),
             closed: AtomicBool::new(false),
             finished: AtomicU8::new(0),
             ended: Default::default(),
@@ -183,6 +180,12 @@ impl Link {
         true
     }
 
+    /// What decides, before every write, whether a direction may carry
+    /// bytes (see `gate.rs`).
+    pub fn gates(&self) -> &Gates {
+        &self.gates
+    }
+
     /// Counts bytes written in `direction`.
     pub fn count(&self, direction: Direction, bytes: usize) {
         self.bytes[direction.index()].fetch_add(bytes as u64, Ordering::Relaxed);
@@ -191,11 +194,6 @@ impl Link {
     /// The source of `direction` has closed; the close waits to be passed on.
     pub fn mark_ended(&self, direction: Direction) {
         self.ended[direction.index()].store(true, Ordering::Relaxed);
-    }
-
-    /// Takes `direction`'s gate, which a cut waits on before confirming.
-    fn gate(&self, direction: Direction) -> MutexGuard<'_, ()> {
-        lock(&self.gates[direction.index()])
     }
 
     /// Called once per direction when it is done; true for the second.
@@ -274,42 +272,6 @@ impl Link {
     pub fn shaped_by(&self, faults: &PartitionSet, direction: Direction) -> Shaping {
         let (from, to) = self.ends(direction);
         faults.shaping(from, to)
-    }
-
-    /// Waits until no chunk is being written in `direction` (a write that
-    /// started before a cut finishes before the cut is confirmed). Gives up
-    /// after `patience` if the receiver does not read.
-    pub fn drain_gate(&self, direction: Direction, patience: Duration) -> bool {
-        let deadline = Instant::now() + patience;
-        loop {
-            // A gate poisoned by a panicking pump is not held by anyone.
-            match self.gates[direction.index()].try_lock() {
-                Ok(_) | Err(TryLockError::Poisoned(_)) => return true,
-                Err(TryLockError::WouldBlock) => {}
-            }
-            if Instant::now() >= deadline {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
-    }
-
-    /// Waits until `direction` may carry bytes; returns its gate, to be
-    /// held for the duration of one write. `None` once the link is closed.
-    pub fn admit(&self, faults: &Faults, direction: Direction) -> Option<MutexGuard<'_, ()>> {
-        loop {
-            let seen = faults.changes().generation();
-            if self.is_closed() {
-                return None;
-            }
-            let gate = self.gate(direction);
-            if !self.held_by(&faults.read(), direction) {
-                return Some(gate);
-            }
-            drop(gate);
-            // Woken by any fault change or link event; the timeout is a safety net.
-            faults.changes().wait_past(seen, ADMIT_RECHECK);
-        }
     }
 
     /// Who sends in `direction`, for log lines.

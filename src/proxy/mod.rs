@@ -2,10 +2,11 @@
 //! listener ([`listener`]) accepts the initiator and connects to the real
 //! node; the relay ([`relay`]) reads each side's name from the handshake
 //! ([`handshake`], pure) and runs two pumps ([`pump`]) that copy bytes
-//! while honouring the faults in force. [`room::Proxy`] is the room's
-//! state; [`link::Link`] one link's.
+//! while honouring the faults in force at each link's gates ([`gate`]).
+//! [`room::Proxy`] is the room's state; [`link::Link`] one link's.
 
 pub mod buffer;
+pub mod gate;
 pub mod handshake;
 pub mod link;
 pub mod listener;

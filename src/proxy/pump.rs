@@ -237,14 +237,19 @@ impl<'a> Pump<'a> {
             }
             let (slice, remaining) = rest.split_at(slice_len);
             let Some(gate) = self.link.admit(&self.proxy.faults, self.direction) else {
+                if self.link.gates().reset_pending() {
+                    self.reset_sender();
+                }
                 return false;
             };
             if let Err(err) = self.sink.write_all(slice) {
                 drop(gate);
-                self.link.close(&format!(
-                    "write to {} failed: {err}",
-                    self.link.receiver(self.direction)
-                ));
+                // The receiver is gone. Its own direction learns so when it
+                // reads (EOF or reset) and passes that on behind the bytes
+                // already on their way, as a real queue would; this one ends.
+                let receiver = self.link.receiver(self.direction);
+                self.link
+                    .record_reason(&format!("write to {receiver} failed: {err}"));
                 return false;
             }
             self.link.count(self.direction, slice.len());
@@ -256,6 +261,16 @@ impl<'a> Pump<'a> {
             rest = remaining;
         }
         true
+    }
+
+    /// A `reset` is pending and the sender sends: it is reset (its
+    /// connection closed), and its bytes go nowhere. The other end is reset
+    /// when it sends in turn.
+    fn reset_sender(&self) {
+        let sender = self.link.sender(self.direction);
+        self.link.record_reason("reset by control");
+        crate::log_info!("link {}: reset {sender} as it sent", self.link.id);
+        let _ = self.source.shutdown(Shutdown::Both);
     }
 
     /// Passes the source's end on once the direction is open: a FIN as a

@@ -117,7 +117,7 @@ impl Proxy {
         let mut stuck = 0;
         for link in self.links.snapshot() {
             for direction in [Direction::Up, Direction::Down] {
-                if link.held_by(&faults, direction)
+                if link.blocked_by(&faults, direction)
                     && !link.drain_gate(direction, self.settings.cut_patience)
                 {
                     stuck += 1;
@@ -127,7 +127,7 @@ impl Proxy {
         stuck
     }
 
-    /// The live links a `reset` of `islands` closes: both ends known, on
+    /// The live links a `reset` of `islands` concerns: both ends known, on
     /// different islands, neither exempt.
     pub fn links_across(&self, islands: &Islands) -> Vec<Arc<Link>> {
         let faults = self.faults.snapshot();

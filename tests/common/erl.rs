@@ -73,6 +73,18 @@ impl Default for NodeOptions {
     }
 }
 
+/// `erl`, run through `prefix` (e.g. `chroot ROOT`; empty: plain `erl`).
+pub fn erl_command(prefix: &[String]) -> Command {
+    match prefix.split_first() {
+        Some((program, args)) => {
+            let mut command = Command::new(program);
+            command.args(args).arg("erl");
+            command
+        }
+        None => Command::new("erl"),
+    }
+}
+
 /// A real `erl` node in its own process group, driven over stdin/stdout.
 /// Dropping it kills the whole group (beam and its helper processes).
 pub struct ErlNode {
@@ -92,7 +104,22 @@ impl ErlNode {
     /// Starts `erl -sname NAME` against the EPMD on `epmd_port` and waits
     /// until it is distributed (hence registered) and answers requests.
     pub fn start(short_name: &str, cookie: &str, epmd_port: u16, options: &NodeOptions) -> ErlNode {
-        let mut command = Command::new("erl");
+        ErlNode::start_with_prefix(&[], short_name, cookie, epmd_port, options)
+    }
+
+    /// Like `start`, but runs `PREFIX... erl ...`, e.g. `chroot ROOT erl`
+    /// for an OTP from another root. The environment (`ERL_EPMD_PORT`)
+    /// passes through; the prefix must exec `erl` in the same process (as
+    /// `chroot` and `env` do) so that Drop's process-group kill reaches
+    /// beam. An empty prefix is `start`.
+    pub fn start_with_prefix(
+        prefix: &[String],
+        short_name: &str,
+        cookie: &str,
+        epmd_port: u16,
+        options: &NodeOptions,
+    ) -> ErlNode {
+        let mut command = erl_command(prefix);
         command
             .args(["-noshell", "-sname", short_name, "-setcookie", cookie])
             .args(["-start_epmd", "false"])

@@ -25,8 +25,10 @@ pub mod process;
 pub mod procfs;
 pub mod proxy;
 pub mod rng;
+pub mod tls;
 
-pub use erl::{check_views, ErlNode, NodeOptions};
+pub use erl::{check_views, connect_missing, full_mesh, islands, ErlNode, NodeOptions};
+pub use process::run_with_deadline;
 pub use proxy::Proxy;
 
 use std::net::{Ipv4Addr, Ipv6Addr, TcpListener};
@@ -145,4 +147,12 @@ pub fn wait_until_ok(timeout: Duration, what: &str, mut f: impl FnMut() -> Resul
         }
         thread::sleep(POLL_INTERVAL);
     }
+}
+
+/// Writes `line` straight to the test's stderr, past libtest's capture,
+/// so that it shows in a CI log even when the test passes (what ran, with
+/// which OTP). Use it sparingly.
+pub fn announce(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
 }

@@ -193,6 +193,18 @@ impl Drop for Daemon {
 // Commands run to their end
 // ---------------------------------------------------------------------------
 
+/// `run` with no input, for a command whose output is read as one text:
+/// its exit status and its stdout then stderr.
+pub fn run_with_deadline(mut command: Command, timeout: Duration) -> (ExitStatus, String) {
+    let output = run(&mut command, "", timeout);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status, text)
+}
+
 /// Runs `command` to its end with `input` on its stdin and returns its
 /// exit status and output. It runs in a process group of its own, killed
 /// once the command has exited (children it left behind may hold its pipes

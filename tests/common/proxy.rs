@@ -70,6 +70,14 @@ impl Proxy {
             .env_remove("ERL_EPMD_ADDRESS")
             .env_remove("ERL_EPMD_RELAXED_COMMAND_CHECK")
             .envs(env.iter().copied());
+        Proxy::start_command(command)
+    }
+
+    /// Starts an epmdpxy through `command` exactly as given (another
+    /// binary, or one run through `chroot`) and waits for its ready line.
+    /// The process `command` starts must be epmdpxy itself (a wrapper that
+    /// execs, such as `chroot`, is fine): Drop kills that process.
+    pub fn start_command(mut command: Command) -> Proxy {
         let mut daemon = Daemon::spawn(&mut command, "epmdpxy");
         match daemon.wait_for_line(PROXY_READY_TIMEOUT, parse_ready_line) {
             Ok((epmd_port, control_port)) => Proxy {
@@ -217,10 +225,27 @@ impl Proxy {
     /// A failed start re-panics here; nodes already started are dropped
     /// (and killed) on the way out.
     pub fn start_nodes(&self, bases: &[&str], options: &NodeOptions) -> Vec<ErlNode> {
+        self.start_nodes_with_prefix(&[], bases, options)
+    }
+
+    /// `start_nodes` with `erl` run through `prefix` (e.g. `chroot ROOT`;
+    /// empty: plain `erl`), see `ErlNode::start_with_prefix`.
+    pub fn start_nodes_with_prefix(
+        &self,
+        prefix: &[String],
+        bases: &[&str],
+        options: &NodeOptions,
+    ) -> Vec<ErlNode> {
         std::thread::scope(|scope| {
             let starting: Vec<_> = bases
                 .iter()
-                .map(|base| scope.spawn(move || self.start_node(base, options)))
+                .map(|base| {
+                    scope.spawn(move || {
+                        let name = self.unique_name(base);
+                        let (cookie, port) = (self.cookie(), self.epmd_port);
+                        ErlNode::start_with_prefix(prefix, &name, &cookie, port, options)
+                    })
+                })
                 .collect();
             starting
                 .into_iter()

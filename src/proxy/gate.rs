@@ -1,0 +1,126 @@
+//! The gates of a link: what decides, before every write, whether a
+//! direction may carry bytes — and how the proxy makes a fault look like
+//! the wire.
+//!
+//! - **Held**: the faults in force hold the direction (a cut). The pump
+//!   waits at the gate and stops reading: backpressure, never loss.
+//! - **Stalled**: the *other* direction has been held for [`ACK_STALL`].
+//!   On a real network a one-way cut drops the cut side's ACKs too, so the
+//!   reverse direction stops about one retransmission timeout later; and
+//!   no close crosses a one-way cut either way while it lasts.
+//! - **Reset**: `reset` marks the link; each end is reset when it next
+//!   sends (as `iptables ... REJECT --reject-with tcp-reset` answers the
+//!   next packet), never both at once unless both send.
+//!
+//! A control command that holds bytes takes every affected gate before it
+//! replies ([`Link::drain_gate`]), so once it has replied no byte crosses.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard, TryLockError};
+use std::time::{Duration, Instant};
+
+use super::link::{Direction, Link};
+use crate::base::sync::lock;
+use crate::partition::{Faults, PartitionSet};
+
+/// How long after one direction is held the other stalls: about one TCP
+/// retransmission timeout on a LAN (Linux's minimum RTO is 200 ms).
+pub const ACK_STALL: Duration = Duration::from_millis(200);
+
+/// Longest a held direction sleeps before it looks at the faults again,
+/// should a wake-up ever be missed.
+const ADMIT_RECHECK: Duration = Duration::from_secs(5);
+
+/// The per-direction state behind the gates.
+#[derive(Default)]
+pub struct Gates {
+    /// Held for the duration of one write.
+    locks: [Mutex<()>; 2],
+    /// Since when each direction has been held (`None`: it is not).
+    held_since: [Mutex<Option<Instant>>; 2],
+    /// A `reset` waits for each end's next send.
+    reset: AtomicBool,
+}
+
+impl Gates {
+    /// Each end is reset when it next sends.
+    pub fn reset_on_next_send(&self) {
+        self.reset.store(true, Ordering::SeqCst);
+    }
+
+    /// True while a `reset` waits for an end to send.
+    pub fn reset_pending(&self) -> bool {
+        self.reset.load(Ordering::SeqCst)
+    }
+
+    /// Records whether `direction` is held now; returns since when it has
+    /// been (`None` when it is not).
+    fn note_held(&self, direction: Direction, held: bool) -> Option<Instant> {
+        let mut since = lock(&self.held_since[direction.index()]);
+        match (held, *since) {
+            (false, _) => *since = None,
+            (true, None) => *since = Some(Instant::now()),
+            (true, Some(_)) => {}
+        }
+        *since
+    }
+}
+
+fn opposite(direction: Direction) -> Direction {
+    match direction {
+        Direction::Up => Direction::Down,
+        Direction::Down => Direction::Up,
+    }
+}
+
+impl Link {
+    /// True if `direction` may not carry bytes now: the faults hold it, or
+    /// they have held the other direction for [`ACK_STALL`] (see the
+    /// module doc). Remembers since when each direction is held.
+    pub fn blocked_by(&self, faults: &PartitionSet, direction: Direction) -> bool {
+        let gates = self.gates();
+        let held = gates.note_held(direction, self.held_by(faults, direction));
+        let other = opposite(direction);
+        let other_held = gates.note_held(other, self.held_by(faults, other));
+        held.is_some() || other_held.is_some_and(|since| since.elapsed() >= ACK_STALL)
+    }
+
+    /// Waits until `direction` may carry bytes; returns its gate, to be
+    /// held for the duration of one write. `None` once the link is closed
+    /// or a `reset` waits (the sender, having sent, is to be reset).
+    pub fn admit(&self, faults: &Faults, direction: Direction) -> Option<MutexGuard<'_, ()>> {
+        loop {
+            let seen = faults.changes().generation();
+            if self.is_closed() || self.gates().reset_pending() {
+                return None;
+            }
+            let gate = lock(&self.gates().locks[direction.index()]);
+            let blocked = self.blocked_by(&faults.read(), direction);
+            if !blocked {
+                return Some(gate);
+            }
+            drop(gate);
+            // Woken by any fault change or link event; a stall that is
+            // still to begin is looked at again when it may have.
+            faults.changes().wait_past(seen, ADMIT_RECHECK);
+        }
+    }
+
+    /// Waits until no chunk is being written in `direction` (a write that
+    /// started before a cut finishes before the cut is confirmed). Gives up
+    /// after `patience` if the receiver does not read.
+    pub fn drain_gate(&self, direction: Direction, patience: Duration) -> bool {
+        let deadline = Instant::now() + patience;
+        loop {
+            // A gate poisoned by a panicking pump is not held by anyone.
+            match self.gates().locks[direction.index()].try_lock() {
+                Ok(_) | Err(TryLockError::Poisoned(_)) => return true,
+                Err(TryLockError::WouldBlock) => {}
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+}

@@ -14,6 +14,7 @@
 //! bulk messages it is sent.
 
 use std::process::Command;
+use std::thread;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::common::process::{run_text, Daemon};
@@ -33,6 +34,8 @@ const NODE_START_TIMEOUT: Duration = Duration::from_secs(40);
 const EPMD_START_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long the nodes may take to form the full mesh.
 const MESH_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the cluster idles after meshing, before a scenario's fault.
+const AT_REST: Duration = Duration::from_secs(1);
 /// How long one `epmdpxy ctl` run may take.
 const CTL_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -183,6 +186,11 @@ impl<'n> Cluster<'n> {
                 node.short_name()
             );
         }
+        // A cluster at rest, as a fault usually finds it: only ticks flow.
+        // Right after the meshing's traffic a delayed ACK (40 ms) may still
+        // be due, and on the wire that pure ACK is what meets a reset first
+        // (docs/fidelity.md).
+        thread::sleep(AT_REST);
     }
 
     /// `nodes()` of every node, as aliases, sorted.

@@ -6,7 +6,7 @@
 //! `epmdpxy ctl --at` command sent to the three proxies (PROXY), naming
 //! hosts by `*@10.203.0.N` since a packet fault acts on hosts. Time zero
 //! of a phase is the moment the call that applies its fault starts (it is
-//! in force everywhere some 10–40 ms later, when the call returns; a reset
+//! in force everywhere some 5–20 ms later, when the call returns; a reset
 //! may act before that); every time reported is relative to it.
 
 use std::thread;

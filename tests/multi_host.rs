@@ -76,10 +76,10 @@ fn ctl_at_sends_each_command_to_every_proxy() {
     assert_eq!(
         out.lines().collect::<Vec<_>>(),
         vec![
-            format!("{a}: OK 1 faults seed=1"),
+            format!("{a}: OK 1 fault seed=1"),
             format!("{a}: cut n1 | n2"),
             format!("{a}: END"),
-            format!("{b}: OK 1 faults seed=2"),
+            format!("{b}: OK 1 fault seed=2"),
             format!("{b}: cut n1 | n2"),
             format!("{b}: END"),
         ],
@@ -122,7 +122,7 @@ fn ctl_at_sends_each_command_to_every_proxy() {
             .collect()
     };
     let mut want = per_proxy(&["OK cut n3 | n4"]);
-    want.extend(per_proxy(&["OK 1 faults", "cut n3 | n4", "END"]));
+    want.extend(per_proxy(&["OK 1 fault", "cut n3 | n4", "END"]));
     want.extend(per_proxy(&["OK healed"]));
     let got: Vec<&str> = out.lines().collect();
     assert_eq!(got.len(), want.len(), "{out}");

@@ -3,6 +3,7 @@
 //! README, so that they cannot drift apart.
 
 use super::reply::Reply;
+use crate::base::words::count;
 
 /// One line per command, for `help` (and the docs, which a test compares).
 pub const HELP: &[(&str, &str)] = &[
@@ -107,5 +108,5 @@ pub fn reply() -> Reply {
         .iter()
         .map(|(usage, what)| format!("{usage:width$}  {what}"))
         .collect();
-    Reply::ok_with(format!("{} commands", HELP.len()), lines)
+    Reply::ok_with(count(HELP.len(), "command"), lines)
 }

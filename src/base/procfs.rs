@@ -141,7 +141,7 @@ mod tests {
             246_930,
         );
         assert_eq!(rows, vec![want]);
-        let loopback6 = format!("00000000000000000000000001000000:1F90");
+        let loopback6 = "00000000000000000000000001000000:1F90".to_string();
         let six = parse_address(&loopback6).expect("parses");
         if cfg!(target_endian = "little") {
             assert_eq!(six, "[::1]:8080".parse().expect("address"));

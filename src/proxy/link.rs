@@ -1,22 +1,32 @@
 //! A proxied link's state ([`Link`]: its two ends as far as they are
-//! known, byte counters, the gates a cut takes, how it closed), the table
-//! of live links, and the full names learnt from handshakes, so that a
-//! host pattern (`*@host`) matches a node from the first byte of its next
-//! link.
+//! known, byte counters, the gates a cut takes, which sources have closed
+//! and how it closed). The table of live links is `table.rs`.
 
-use std::collections::{BTreeMap, HashMap};
 use std::net::{Shutdown, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, TryLockError};
+use std::sync::{Mutex, MutexGuard, OnceLock, TryLockError};
 use std::time::{Duration, Instant};
 
 use crate::base::sync::lock;
 use crate::partition::names::Host;
 use crate::partition::{Faults, NodeName, PartitionSet, Shaping};
 
-/// Longest a held direction sleeps before it looks at the faults again,
-/// should a wake-up ever be missed.
-const ADMIT_RECHECK: Duration = Duration::from_secs(5);
+/// A direction's source is still open.
+const RUNNING: u8 = 0;
+/// Its source has closed; the close waits behind queued bytes.
+const ENDED: u8 = 1;
+/// Its source has closed and a cut held the close.
+const ENDED_IN_CUT: u8 = 2;
+
+/// Whether a direction may write now ([`Link::try_admit`]).
+pub enum Admission<'l> {
+    /// Open: the gate, held for one write.
+    Open(MutexGuard<'l, ()>),
+    /// A fault holds this direction.
+    Held,
+    /// The link is closed.
+    Closed,
+}
 
 /// The two directions of a link.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -85,9 +95,9 @@ pub struct Link {
     closed: AtomicBool,
     /// Directions that have finished (2 = link gone).
     finished: AtomicU8,
-    /// Directions whose source has closed, the close not yet passed on
-    /// (held by a cut or queued behind delayed bytes).
-    ended: [AtomicBool; 2],
+    /// Per direction: `RUNNING`, or its source has closed (`ENDED`; under
+    /// a cut `ENDED_IN_CUT`), whether or not the close was passed on.
+    ended: [AtomicU8; 2],
     close_reason: Mutex<Option<String>>,
     client: TcpStream,
     upstream: TcpStream,
@@ -123,7 +133,7 @@ impl Link {
             gates: Default::default(),
             closed: AtomicBool::new(false),
             finished: AtomicU8::new(0),
-            ended: Default::default(),
+            ended: [AtomicU8::new(RUNNING), AtomicU8::new(RUNNING)],
             close_reason: Mutex::new(None),
             client,
             upstream,
@@ -188,9 +198,11 @@ impl Link {
         self.bytes[direction.index()].fetch_add(bytes as u64, Ordering::Relaxed);
     }
 
-    /// The source of `direction` has closed; the close waits to be passed on.
-    pub fn mark_ended(&self, direction: Direction) {
-        self.ended[direction.index()].store(true, Ordering::Relaxed);
+    /// The source of `direction` has closed; the close waits to be passed
+    /// on, held by a cut if `in_cut`.
+    pub fn mark_ended(&self, direction: Direction, in_cut: bool) {
+        let state = if in_cut { ENDED_IN_CUT } else { ENDED };
+        self.ended[direction.index()].fetch_max(state, Ordering::Relaxed);
     }
 
     /// Takes `direction`'s gate, which a cut waits on before confirming.
@@ -230,11 +242,23 @@ impl Link {
     }
 
     /// Who has closed their side while the close waits to be passed on
-    /// (e.g. held by a cut), for `links`.
+    /// (e.g. held by a cut), for `links`: a node's name, or `both`.
     pub fn pending_close(&self) -> Option<String> {
-        let ended = |direction: Direction| self.ended[direction.index()].load(Ordering::Relaxed);
-        let (up, down) = (ended(Direction::Up), ended(Direction::Down));
-        match (up, down) {
+        self.closers(ENDED)
+    }
+
+    /// Why the link ends when a cut held a node's close: `closed by
+    /// <node> during the cut` (or `by both`), else `None`.
+    pub fn close_in_cut(&self) -> Option<String> {
+        let who = self.closers(ENDED_IN_CUT)?;
+        Some(format!("closed by {who} during the cut"))
+    }
+
+    /// The senders whose direction has reached `state` or beyond.
+    fn closers(&self, state: u8) -> Option<String> {
+        let ended =
+            |direction: Direction| self.ended[direction.index()].load(Ordering::Relaxed) >= state;
+        match (ended(Direction::Up), ended(Direction::Down)) {
             (false, false) => None,
             (true, false) => Some(self.initiator_label()),
             (false, true) => Some(self.target().to_string()),
@@ -294,22 +318,18 @@ impl Link {
         }
     }
 
-    /// Waits until `direction` may carry bytes; returns its gate, to be
-    /// held for the duration of one write. `None` once the link is closed.
-    pub fn admit(&self, faults: &Faults, direction: Direction) -> Option<MutexGuard<'_, ()>> {
-        loop {
-            let seen = faults.changes().generation();
-            if self.is_closed() {
-                return None;
-            }
-            let gate = self.gate(direction);
-            if !self.held_by(&faults.read(), direction) {
-                return Some(gate);
-            }
-            drop(gate);
-            // Woken by any fault change or link event; the timeout is a safety net.
-            faults.changes().wait_past(seen, ADMIT_RECHECK);
+    /// Whether `direction` may carry bytes now; if so its gate, to be held
+    /// for the duration of one write. A held direction does not wait here:
+    /// its pump goes on watching its source (see `pump.rs`).
+    pub fn try_admit(&self, faults: &Faults, direction: Direction) -> Admission<'_> {
+        if self.is_closed() {
+            return Admission::Closed;
         }
+        let gate = self.gate(direction);
+        if self.held_by(&faults.read(), direction) {
+            return Admission::Held;
+        }
+        Admission::Open(gate)
     }
 
     /// Who sends in `direction`, for log lines.
@@ -352,50 +372,5 @@ impl Link {
         lock(&self.close_reason)
             .clone()
             .unwrap_or_else(|| "closed".to_owned())
-    }
-}
-
-/// Every live link, by id.
-#[derive(Default)]
-pub struct LinkTable {
-    links: Mutex<BTreeMap<u64, Arc<Link>>>,
-    next_id: AtomicU64,
-}
-
-impl LinkTable {
-    /// A snapshot of the live links, oldest first.
-    pub fn snapshot(&self) -> Vec<Arc<Link>> {
-        lock(&self.links).values().cloned().collect()
-    }
-
-    pub fn insert(&self, link: Arc<Link>) {
-        lock(&self.links).insert(link.id, link);
-    }
-
-    pub fn remove(&self, id: u64) {
-        lock(&self.links).remove(&id);
-    }
-
-    pub fn next_id(&self) -> u64 {
-        self.next_id.fetch_add(1, Ordering::Relaxed) + 1
-    }
-}
-
-/// Full names read from handshakes, by registered name (`n1` → `n1@host`).
-#[derive(Default)]
-pub struct LearnedNames {
-    names: Mutex<HashMap<String, NodeName>>,
-}
-
-impl LearnedNames {
-    /// The full name of the node registered as `alive`, if a handshake
-    /// has shown it.
-    pub fn get(&self, alive: &str) -> Option<NodeName> {
-        lock(&self.names).get(alive).cloned()
-    }
-
-    /// Remembers `full` (its alive part is the key).
-    pub fn learn(&self, full: &NodeName) {
-        lock(&self.names).insert(full.alive.clone(), full.clone());
     }
 }

@@ -107,7 +107,8 @@ pub struct Args {
     pub control_port: u16,
 
     /// comma-separated addresses for EPMD and the proxy listeners
-    /// (default: $ERL_EPMD_ADDRESS, else 127.0.0.1 and ::1; loopback is always served)
+    /// (default: $ERL_EPMD_ADDRESS, else 127.0.0.1, ::1 and the loopback
+    /// addresses the host name resolves to, e.g. 127.0.1.1; loopback is always served)
     #[argh(option)]
     pub address: Option<String>,
 

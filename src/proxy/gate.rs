@@ -14,6 +14,8 @@
 //!
 //! A control command that holds bytes takes every affected gate before it
 //! replies ([`Link::drain_gate`]), so once it has replied no byte crosses.
+//! A blocked pump does not wait at the gate: it keeps its bytes and watches
+//! its source (`pump.rs`).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, TryLockError};
@@ -27,9 +29,17 @@ use crate::partition::{Faults, PartitionSet};
 /// retransmission timeout on a LAN (Linux's minimum RTO is 200 ms).
 pub const ACK_STALL: Duration = Duration::from_millis(200);
 
-/// Longest a held direction sleeps before it looks at the faults again,
-/// should a wake-up ever be missed.
-const ADMIT_RECHECK: Duration = Duration::from_secs(5);
+/// Whether a direction may write now ([`Link::try_admit`]).
+pub enum Admission<'l> {
+    /// Open: the gate, held for one write.
+    Open(MutexGuard<'l, ()>),
+    /// A fault holds this direction (or stalls it).
+    Held,
+    /// A `reset` waits: the sender, having sent, is to be reset.
+    Reset,
+    /// The link is closed.
+    Closed,
+}
 
 /// The per-direction state behind the gates.
 #[derive(Default)]
@@ -85,25 +95,21 @@ impl Link {
         held.is_some() || other_held.is_some_and(|since| since.elapsed() >= ACK_STALL)
     }
 
-    /// Waits until `direction` may carry bytes; returns its gate, to be
-    /// held for the duration of one write. `None` once the link is closed
-    /// or a `reset` waits (the sender, having sent, is to be reset).
-    pub fn admit(&self, faults: &Faults, direction: Direction) -> Option<MutexGuard<'_, ()>> {
-        loop {
-            let seen = faults.changes().generation();
-            if self.is_closed() || self.gates().reset_pending() {
-                return None;
-            }
-            let gate = lock(&self.gates().locks[direction.index()]);
-            let blocked = self.blocked_by(&faults.read(), direction);
-            if !blocked {
-                return Some(gate);
-            }
-            drop(gate);
-            // Woken by any fault change or link event; a stall that is
-            // still to begin is looked at again when it may have.
-            faults.changes().wait_past(seen, ADMIT_RECHECK);
+    /// Whether `direction` may carry bytes now; if so its gate, to be held
+    /// for the duration of one write. A blocked direction does not wait
+    /// here: its pump goes on watching its source (see `pump.rs`).
+    pub fn try_admit(&self, faults: &Faults, direction: Direction) -> Admission<'_> {
+        if self.is_closed() {
+            return Admission::Closed;
         }
+        if self.gates().reset_pending() {
+            return Admission::Reset;
+        }
+        let gate = lock(&self.gates().locks[direction.index()]);
+        if self.blocked_by(&faults.read(), direction) {
+            return Admission::Held;
+        }
+        Admission::Open(gate)
     }
 
     /// Waits until no chunk is being written in `direction` (a write that

@@ -7,6 +7,7 @@
 //! [`table`] the live ones.
 
 pub mod buffer;
+pub mod delivery;
 pub mod gate;
 pub mod handshake;
 pub mod link;

@@ -12,12 +12,11 @@
 //! data like a chunk: a FIN does not cross a cut.
 
 use std::collections::VecDeque;
-use std::io::{self, Read, Write};
-use std::net::{Shutdown, TcpStream};
+use std::io::{self, Read};
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use super::buffer::RelayBuffer;
-use super::gate::Admission;
 use super::link::{Direction, Link};
 use super::room::Proxy;
 use crate::base::rng::Rng;
@@ -56,7 +55,7 @@ const HELD_POLL: Duration = Duration::from_millis(100);
 const HELD_RECHECK: Duration = Duration::from_secs(5);
 
 /// What became of a write.
-enum Delivery {
+pub enum Delivery {
     Done,
     /// A fault holds the direction; this many bytes were written first.
     Held(usize),
@@ -66,22 +65,22 @@ enum Delivery {
 
 /// One direction of a link: reads from `source`, writes to `sink`.
 pub struct Pump<'a> {
-    proxy: &'a Proxy,
-    link: &'a Link,
-    direction: Direction,
-    source: &'a TcpStream,
-    sink: &'a TcpStream,
-    buffer: RelayBuffer,
+    pub(super) proxy: &'a Proxy,
+    pub(super) link: &'a Link,
+    pub(super) direction: Direction,
+    pub(super) source: &'a TcpStream,
+    pub(super) sink: &'a TcpStream,
+    pub(super) buffer: RelayBuffer,
     /// Chunks read while shaped, with the time each may be delivered.
-    queue: VecDeque<(Instant, Vec<u8>)>,
-    queued_bytes: usize,
-    end: Option<End>,
+    pub(super) queue: VecDeque<(Instant, Vec<u8>)>,
+    pub(super) queued_bytes: usize,
+    pub(super) end: Option<End>,
     /// Whether `source` has a read timeout set (shaped mode).
-    timed_reads: bool,
+    pub(super) timed_reads: bool,
     /// When a throttled direction may write next.
-    next_send: Instant,
+    pub(super) next_send: Instant,
     /// Jitter, drawn from the proxy's seed and the link's id.
-    random: Rng,
+    pub(super) random: Rng,
 }
 
 impl<'a> Pump<'a> {
@@ -183,7 +182,8 @@ impl<'a> Pump<'a> {
     /// True if a fault holds this direction now, or stalls it (see
     /// `gate.rs`).
     fn is_held(&self) -> bool {
-        self.link.blocked_by(&self.proxy.faults.read(), self.direction)
+        self.link
+            .blocked_by(&self.proxy.faults.read(), self.direction)
     }
 
     /// Held, with bytes or an end to pass on: waits for a fault change
@@ -302,105 +302,8 @@ impl<'a> Pump<'a> {
         self.queue.push_back((due, chunk));
     }
 
-    /// Writes `data` at the capped rate if any, while the direction is
-    /// open; stops where a fault holds it.
-    fn deliver(&mut self, data: &[u8], shaping: &Shaping) -> Delivery {
-        let mut rest = data;
-        while !rest.is_empty() {
-            let slice_len = match shaping.rate {
-                // a twentieth of a second of traffic per write
-                Some(rate) => ((rate.bytes_per_second() / 20.0) as usize)
-                    .clamp(1, 64 * 1024)
-                    .min(rest.len()),
-                None => rest.len(),
-            };
-            if shaping.rate.is_some() {
-                self.sleep_until(self.next_send);
-            }
-            let (slice, remaining) = rest.split_at(slice_len);
-            let gate = match self.link.try_admit(&self.proxy.faults, self.direction) {
-                Admission::Open(gate) => gate,
-                Admission::Held => return Delivery::Held(data.len() - rest.len()),
-                Admission::Reset => {
-                    self.reset_sender();
-                    return Delivery::Failed;
-                }
-                Admission::Closed => return Delivery::Failed,
-            };
-            if let Err(err) = self.sink.write_all(slice) {
-                drop(gate);
-                // The receiver is gone. Its own direction learns so when it
-                // reads (EOF or reset) and passes that on behind the bytes
-                // already on their way, as a real queue would; this one ends.
-                let why = format!("write to {} failed: {err}", self.receiver());
-                self.link.record_reason(&self.close_reason(why));
-                return Delivery::Failed;
-            }
-            self.link.count(self.direction, slice.len());
-            drop(gate);
-            if let Some(rate) = shaping.rate {
-                let cost = Duration::from_secs_f64(slice.len() as f64 / rate.bytes_per_second());
-                self.next_send = self.next_send.max(Instant::now()) + cost;
-            }
-            rest = remaining;
-        }
-        Delivery::Done
-    }
-
-    /// Passes the source's end on if the direction is open: a FIN as a FIN
-    /// (the other direction may go on), an error by closing the link.
-    /// False while a fault holds it.
-    fn pass_end(&mut self) -> bool {
-        let gate = match self.link.try_admit(&self.proxy.faults, self.direction) {
-            Admission::Open(gate) => gate,
-            Admission::Held => return false,
-            Admission::Reset => {
-                self.reset_sender();
-                return true;
-            }
-            Admission::Closed => return true,
-        };
-        match self.end.take() {
-            Some(End::Error(err)) => {
-                drop(gate);
-                let why = format!("read from {} failed: {err}", self.sender());
-                self.link.close(&self.close_reason(why));
-            }
-            _ => {
-                let _ = self.sink.shutdown(Shutdown::Write);
-                let why = format!("{} closed", self.sender());
-                self.link.record_reason(&self.close_reason(why));
-            }
-        }
-        true
-    }
-
-    /// A `reset` is pending and the sender sends: it is reset (its
-    /// connection closed), and its bytes go nowhere. The other end is reset
-    /// when it sends in turn.
-    fn reset_sender(&self) {
-        self.link.record_reason("reset by control");
-        crate::log_info!("link {}: reset {} as it sent", self.link.id, self.sender());
-        let _ = self.source.shutdown(Shutdown::Both);
-    }
-
-    /// Why the link ends: a close a cut held says so (`closed by b during
-    /// the cut`: a write that then fails, or a FIN passed on, is its
-    /// consequence), else `otherwise`.
-    fn close_reason(&self, otherwise: String) -> String {
-        self.link.close_in_cut().unwrap_or(otherwise)
-    }
-
-    fn sender(&self) -> String {
-        self.link.sender(self.direction)
-    }
-
-    fn receiver(&self) -> String {
-        self.link.receiver(self.direction)
-    }
-
     /// Sleeps until `when`, waking early if the link closes.
-    fn sleep_until(&self, when: Instant) {
+    pub(super) fn sleep_until(&self, when: Instant) {
         loop {
             let changes = self.proxy.faults.changes();
             let seen = changes.generation();

@@ -8,11 +8,13 @@ use std::time::Duration;
 use argh::FromArgs;
 
 use crate::control::ControlSettings;
-use crate::ctl::USAGE_ERROR;
 use crate::daemon::{is_blank_address_list, parse_addresses, Config, Listen};
 use crate::epmd::EpmdSettings;
 use crate::partition::Pattern;
 use crate::proxy::ProxySettings;
+
+/// The exit code of a usage error (`EX_USAGE`): nothing was sent.
+pub const USAGE_ERROR: i32 = 64;
 
 /// Parses the process's arguments as `argh::from_env` does (same help and
 /// error output, same exit codes), except that `ctl -` (commands from

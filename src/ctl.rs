@@ -18,12 +18,10 @@ use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
 use crate::base::net::connect_first;
+use crate::cli::USAGE_ERROR;
 use crate::cli::{ctl_usage, CtlArgs};
 use crate::control::command::{END, MULTI_LINE_COMMANDS};
 use crate::ctl_target::{target, Endpoint, Target};
-
-/// The exit code of a usage error (`EX_USAGE`): nothing was sent.
-pub const USAGE_ERROR: i32 = 64;
 
 /// A connected control session.
 pub struct Session {

@@ -7,11 +7,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
 
-use super::gate::Gates;
+pub use super::gate::Direction;
+use super::gate::{Admission, Gates};
 
 use crate::base::sync::lock;
 use crate::partition::names::Host;
-use crate::partition::{NodeName, PartitionSet, Shaping};
+use crate::partition::{Faults, NodeName, PartitionSet, Shaping};
 
 /// A direction's source is still open.
 const RUNNING: u8 = 0;
@@ -19,21 +20,6 @@ const RUNNING: u8 = 0;
 const ENDED: u8 = 1;
 /// Its source has closed and a cut held the close.
 const ENDED_IN_CUT: u8 = 2;
-
-/// The two directions of a link.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Direction {
-    /// From the node that connected (the initiator) to the node it asked for.
-    Up = 0,
-    /// From the node asked for back to the initiator.
-    Down = 1,
-}
-
-impl Direction {
-    pub fn index(self) -> usize {
-        self as usize
-    }
-}
 
 /// How an end of a link was learnt when its handshake did not name it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -291,6 +277,27 @@ impl Link {
     pub fn shaped_by(&self, faults: &PartitionSet, direction: Direction) -> Shaping {
         let (from, to) = self.ends(direction);
         faults.shaping(from, to)
+    }
+
+    /// True if `direction` may not carry bytes now: the faults hold it, or
+    /// stall it (see `gate.rs`).
+    pub fn blocked_by(&self, faults: &PartitionSet, direction: Direction) -> bool {
+        let held = self.held_by(faults, direction);
+        let other_held = self.held_by(faults, direction.opposite());
+        self.gates.blocked(direction, held, other_held)
+    }
+
+    /// Whether `direction` may carry bytes now; if so its gate, held for
+    /// one write (see [`Gates::try_admit`]).
+    pub fn try_admit(&self, faults: &Faults, direction: Direction) -> Admission<'_> {
+        let blocked = || self.blocked_by(&faults.read(), direction);
+        self.gates.try_admit(direction, self.is_closed(), blocked)
+    }
+
+    /// Waits for the write in progress in `direction`, up to `patience`;
+    /// false if it did not end (a receiver that does not read).
+    pub fn drain_gate(&self, direction: Direction, patience: std::time::Duration) -> bool {
+        self.gates.drain(direction, patience)
     }
 
     /// Who sends in `direction`, for log lines.

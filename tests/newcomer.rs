@@ -126,7 +126,7 @@ fn a_count_of_one_is_singular() {
     proxy.ctl_ok("heal");
     assert_eq!(
         proxy.ctl_ok(&format!("reset {initiator} | {target}")),
-        format!("OK reset {initiator} | {target} (1 link closed)")
+        format!("OK reset {initiator} | {target} (1 link reset, each end as it next sends)")
     );
 }
 

@@ -13,6 +13,9 @@ use crate::epmd::EpmdSettings;
 use crate::partition::Pattern;
 use crate::proxy::ProxySettings;
 
+/// The exit code of a usage error (`EX_USAGE`): nothing was sent.
+pub const USAGE_ERROR: i32 = 64;
+
 /// Parses the process's arguments as `argh::from_env` does (same help and
 /// error output, same exit codes), except that `ctl -` (commands from
 /// stdin) works: argh takes a lone `-` for an unknown option unless it
@@ -40,7 +43,7 @@ pub fn from_env() -> Args {
         Ok(rest) => rest,
         Err(message) => {
             eprintln!("{command}: {message}");
-            std::process::exit(2)
+            std::process::exit(USAGE_ERROR)
         }
     };
     let rest = stdin_marker_as_positional(&rest);
@@ -55,10 +58,18 @@ pub fn from_env() -> Args {
                 "{}\nRun {command} --help for more information.",
                 early_exit.output
             );
-            // 2, like ctl's "cannot connect": 1 means the proxy said ERR.
-            std::process::exit(2)
+            // Not 1 (ctl: the proxy said ERR) nor 2 (ctl: cannot connect).
+            std::process::exit(USAGE_ERROR)
         }
     })
+}
+
+/// The usage line of `epmdpxy ctl`, as argh prints it for `--help`.
+pub fn ctl_usage() -> String {
+    match CtlArgs::from_args(&["epmdpxy", "ctl"], &["--help"]) {
+        Err(exit) => exit.output.lines().next().unwrap_or_default().to_owned(),
+        Ok(_) => "Usage: epmdpxy ctl <command words...>".to_owned(),
+    }
 }
 
 /// `ctl ... -` → `ctl ... -- -`, when no `--` came before the `-`.
@@ -86,7 +97,7 @@ fn stdin_marker_as_positional(args: &[String]) -> Vec<String> {
 #[derive(FromArgs, Debug)]
 #[argh(
     example = "Start it, point nodes at it, then cut from another terminal:\n  {command_name} --port 4369\n  ERL_EPMD_PORT=4369 erl -sname n1 -start_epmd false\n  {command_name} ctl 'cut n1 | n2'",
-    note = "Control commands (nc localhost 4370, `epmdpxy ctl`, or `help` on the control port):\n  cut, fix, isolate, rejoin, delay, throttle, reset, clear, heal, watch, sleep,\n  split, bridge, ring, seed, chaos, exempt, unexempt, status, nodes, links, matrix,\n  help, quit\n  (grammar and examples: docs/control-protocol.md)\nEnvironment: ERL_EPMD_PORT (default port), ERL_EPMD_ADDRESS (default addresses),\nERL_EPMD_RELAXED_COMMAND_CHECK (set: as --relaxed-command-check).\nepmd's own spellings work too: -port N, -address LIST, -relaxed_command_check,\n-packet_timeout S, -d/-debug (as -v)."
+    note = "Control commands (nc localhost 4370, `epmdpxy ctl`, or `help` on the control port):\n  cut, fix, isolate, rejoin, delay, throttle, reset, clear, heal, watch, sleep,\n  split, bridge, ring, seed, chaos, exempt, unexempt, status, nodes, links, matrix,\n  help, quit\n  (grammar and examples: docs/control-protocol.md)\nEnvironment: ERL_EPMD_PORT (default port), ERL_EPMD_ADDRESS (default addresses),\nERL_EPMD_RELAXED_COMMAND_CHECK (set: as --relaxed-command-check);\nEPMDPXY_CONTROL ([host:]port) and EPMDPXY_AT: where `epmdpxy ctl` connects.\nepmd's own spellings work too: -port N, -address LIST, -relaxed_command_check,\n-packet_timeout S, -d/-debug (as -v)."
 )]
 pub struct Args {
     /// TCP port for EPMD requests (default: $ERL_EPMD_PORT, else 4369; 0 picks a free port)
@@ -98,7 +109,8 @@ pub struct Args {
     pub control_port: u16,
 
     /// comma-separated addresses for EPMD and the proxy listeners
-    /// (default: $ERL_EPMD_ADDRESS, else 127.0.0.1 and ::1; loopback is always served)
+    /// (default: $ERL_EPMD_ADDRESS, else 127.0.0.1, ::1 and the loopback
+    /// addresses the host name resolves to, e.g. 127.0.1.1; loopback is always served)
     #[argh(option)]
     pub address: Option<String>,
 
@@ -162,9 +174,10 @@ pub enum Subcommand {
 }
 
 /// Send control commands to a running epmdpxy and print the answers.
-/// Exits 0 on OK, 1 on ERR, 2 when it cannot connect. With --at (or
-/// $EPMDPXY_AT) every command goes to each listed proxy at once, each
-/// answer line prefixed by its address; the exit code is the worst one.
+/// Exits 0 on OK, 1 on ERR, 2 when it cannot connect, 64 on a usage error.
+/// With --at (or $EPMDPXY_AT) every command goes to each listed proxy at
+/// once, each answer line prefixed by its address; the exit code is the
+/// worst one.
 #[derive(FromArgs, Debug)]
 #[argh(
     subcommand,
@@ -172,14 +185,14 @@ pub enum Subcommand {
     // `epmdpxy ctl help` sends `help` to the proxy; only --help is ours.
     help_triggers("--help"),
     example = "{command_name} status\n{command_name} 'cut n1,n2 | n3'\n{command_name} - < scenario.txt\n{command_name} --at 10.0.0.1:4370,10.0.0.2:4370 'cut *@10.0.0.1 | *@10.0.0.2'",
-    note = "Environment: EPMDPXY_AT, the --at list to use when neither --at nor\n--control-address/--control-port is given."
+    note = "Environment (flags > EPMDPXY_CONTROL > EPMDPXY_AT > 127.0.0.1:4370):\n  EPMDPXY_CONTROL=[host:]port  the control port, e.g. 14370 or 127.0.0.1:14370\n  EPMDPXY_AT=HOST[:PORT],...   the --at list, when neither a flag nor\n                               EPMDPXY_CONTROL says where\nA bad value is a usage error (exit 64) that shows the right form."
 )]
 pub struct CtlArgs {
-    /// control port to connect to (default: 4370)
+    /// control port to connect to (default: $EPMDPXY_CONTROL's, else 4370)
     #[argh(option)]
     pub control_port: Option<u16>,
 
-    /// control address to connect to (default: 127.0.0.1)
+    /// control address to connect to (default: $EPMDPXY_CONTROL's, else 127.0.0.1)
     #[argh(option)]
     pub control_address: Option<String>,
 

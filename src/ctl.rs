@@ -1,5 +1,7 @@
 //! `epmdpxy ctl`: a client that sends control commands and prints the
-//! answers, for scripts. Exit codes: 0 all OK, 1 an ERR, 2 cannot connect.
+//! answers, for scripts. Exit codes: 0 all OK, 1 an ERR, 2 cannot connect,
+//! 64 a usage error (no command, a bad flag or environment value: nothing
+//! was sent). Where it connects is `ctl_target.rs`.
 //!
 //! With `--at HOST:PORT[,HOST:PORT...]` (or `$EPMDPXY_AT`) it talks to
 //! several proxies — one per host of a cluster — and sends every command to
@@ -12,21 +14,14 @@
 //! answered `ERR`, else 0.
 
 use std::io::{self, BufRead, BufReader, Write};
-use std::net::{Ipv6Addr, SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
 use crate::base::net::connect_first;
-use crate::cli::CtlArgs;
+use crate::cli::USAGE_ERROR;
+use crate::cli::{ctl_usage, CtlArgs};
 use crate::control::command::{END, MULTI_LINE_COMMANDS};
-
-/// The environment variable read when `--at` is not given.
-pub const AT_ENV: &str = "EPMDPXY_AT";
-
-/// The control port assumed when an address has none.
-pub const DEFAULT_CONTROL_PORT: u16 = 4370;
-
-/// The control address of the single-target form.
-pub const DEFAULT_CONTROL_ADDRESS: &str = "127.0.0.1";
+use crate::ctl_target::{target, Endpoint, Target};
 
 /// A connected control session.
 pub struct Session {
@@ -134,121 +129,37 @@ where
     })
 }
 
-/// One proxy of a `--at` list.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Endpoint {
-    /// As the user wrote it; prefixes every line of its answers.
-    pub label: String,
-    pub host: String,
-    pub port: u16,
-}
-
-/// Parses `HOST[:PORT][,HOST[:PORT]...]`. A missing port is 4370; IPv6
-/// addresses are written `[::1]:4370` (or bare, `::1`, for port 4370).
-pub fn parse_at(text: &str) -> Result<Vec<Endpoint>, String> {
-    let endpoints = text
-        .split(',')
-        .map(str::trim)
-        .filter(|item| !item.is_empty())
-        .map(parse_endpoint)
-        .collect::<Result<Vec<_>, _>>()?;
-    if endpoints.is_empty() {
-        return Err("no address given".to_owned());
-    }
-    Ok(endpoints)
-}
-
-fn parse_endpoint(item: &str) -> Result<Endpoint, String> {
-    let bad = |why: &str| format!("bad address '{item}': {why}");
-    let (host, port) = if let Some(rest) = item.strip_prefix('[') {
-        let (host, after) = rest.split_once(']').ok_or_else(|| bad("missing ']'"))?;
-        match after {
-            "" => (host, None),
-            _ => match after.strip_prefix(':') {
-                Some(port) => (host, Some(port)),
-                None => return Err(bad("expected ':PORT' after ']'")),
-            },
-        }
-    } else if item.parse::<Ipv6Addr>().is_ok() {
-        (item, None)
-    } else {
-        match item.split_once(':') {
-            Some((host, port)) => (host, Some(port)),
-            None => (item, None),
-        }
-    };
-    if host.is_empty() || host.contains(|c: char| c.is_whitespace() || c == '/') {
-        return Err(bad("no host"));
-    }
-    let port = match port {
-        None => DEFAULT_CONTROL_PORT,
-        Some(port) => match port.parse::<u16>() {
-            Ok(port) if port != 0 => port,
-            _ => return Err(bad("the port must be 1..65535")),
-        },
-    };
-    Ok(Endpoint {
-        label: item.to_owned(),
-        host: host.to_owned(),
-        port,
-    })
-}
-
-/// Runs `epmdpxy ctl` as the arguments say: `--at` (several proxies), else
-/// `--control-address`/`--control-port` (one), else `$EPMDPXY_AT`, else
-/// 127.0.0.1:4370. Returns the process exit code.
+/// Runs `epmdpxy ctl` as the arguments say, connecting where
+/// [`target`] says. Returns the process exit code.
 pub fn main(args: &CtlArgs) -> i32 {
-    let single_given = args.control_address.is_some() || args.control_port.is_some();
-    let at = match (&args.at, single_given) {
-        (Some(_), true) => {
-            eprintln!(
-                "epmdpxy ctl: give either --at or --control-address/--control-port, not both"
-            );
-            return 2;
+    if args.words.is_empty() {
+        eprintln!("epmdpxy ctl: no command given (try: epmdpxy ctl help)");
+        eprintln!("{}", ctl_usage());
+        return USAGE_ERROR;
+    }
+    match target(args, |name| std::env::var(name).ok()) {
+        Ok(Target::One(host, port)) => run(&host, port, &args.words),
+        Ok(Target::Many(endpoints)) => run_many(&endpoints, &args.words),
+        Err(why) => {
+            eprintln!("epmdpxy ctl: {why}");
+            USAGE_ERROR
         }
-        (Some(at), false) => Some(at.clone()),
-        (None, true) => None,
-        (None, false) => std::env::var(AT_ENV)
-            .ok()
-            .filter(|value| !value.trim().is_empty()),
-    };
-    match at {
-        Some(text) => match parse_at(&text) {
-            Ok(endpoints) => run_many(&endpoints, &args.words),
-            Err(why) => {
-                eprintln!("epmdpxy ctl: {why}");
-                2
-            }
-        },
-        None => run(
-            args.control_address
-                .as_deref()
-                .unwrap_or(DEFAULT_CONTROL_ADDRESS),
-            args.control_port.unwrap_or(DEFAULT_CONTROL_PORT),
-            &args.words,
-        ),
     }
 }
 
 /// The commands to send: the words as one command, or with `-` one per
-/// line of stdin (blank lines and `#` comments skipped). `None` (after a
-/// message) when there is none.
-fn commands(words: &[String]) -> Option<Vec<String>> {
+/// line of stdin (blank lines and `#` comments skipped).
+fn commands(words: &[String]) -> Vec<String> {
     if words == ["-"] {
-        Some(
-            io::stdin()
-                .lock()
-                .lines()
-                .map_while(Result::ok)
-                .map(|line| line.trim().to_owned())
-                .filter(|line| !line.is_empty() && !line.starts_with('#'))
-                .collect(),
-        )
-    } else if words.is_empty() {
-        eprintln!("epmdpxy ctl: no command given (try: epmdpxy ctl help)");
-        None
+        io::stdin()
+            .lock()
+            .lines()
+            .map_while(Result::ok)
+            .map(|line| line.trim().to_owned())
+            .filter(|line| !line.is_empty() && !line.starts_with('#'))
+            .collect()
     } else {
-        Some(vec![words.join(" ")])
+        vec![words.join(" ")]
     }
 }
 
@@ -261,9 +172,7 @@ fn is_watch(command: &str) -> bool {
 
 /// Runs `epmdpxy ctl` against one proxy. Returns the process exit code.
 pub fn run(host: &str, port: u16, words: &[String]) -> i32 {
-    let Some(commands) = commands(words) else {
-        return 2;
-    };
+    let commands = commands(words);
     let mut session = match Session::connect(host, port) {
         Ok(session) => session,
         Err(err) => {
@@ -297,9 +206,7 @@ pub fn run(host: &str, port: u16, words: &[String]) -> i32 {
 /// to all of them at once; the next command only after every answer is in.
 /// Stops after a command that failed anywhere. Returns the exit code.
 pub fn run_many(endpoints: &[Endpoint], words: &[String]) -> i32 {
-    let Some(commands) = commands(words) else {
-        return 2;
-    };
+    let commands = commands(words);
     let connected: Vec<io::Result<Session>> = on_each(endpoints.iter(), |endpoint| {
         Session::connect(&endpoint.host, endpoint.port)
     });
@@ -367,47 +274,4 @@ fn watch_many(endpoints: &[Endpoint], sessions: &mut [Session], command: &str) -
             .max()
             .unwrap_or(0)
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn endpoint(label: &str, host: &str, port: u16) -> Endpoint {
-        Endpoint {
-            label: label.to_owned(),
-            host: host.to_owned(),
-            port,
-        }
-    }
-
-    #[test]
-    fn at_lists() {
-        assert_eq!(
-            parse_at("10.0.0.1:4370, 10.0.0.2:14370,host-3"),
-            Ok(vec![
-                endpoint("10.0.0.1:4370", "10.0.0.1", 4370),
-                endpoint("10.0.0.2:14370", "10.0.0.2", 14370),
-                endpoint("host-3", "host-3", 4370),
-            ])
-        );
-        assert_eq!(
-            parse_at("[::1]:5000,[fe80::1],::1,"),
-            Ok(vec![
-                endpoint("[::1]:5000", "::1", 5000),
-                endpoint("[fe80::1]", "fe80::1", 4370),
-                endpoint("::1", "::1", 4370),
-            ])
-        );
-    }
-
-    #[test]
-    fn bad_at_lists() {
-        for bad in [
-            "", " , ", ":4370", "h:0", "h:99999", "h:port", "h:", "[::1", "[::1]x", "[]:4370",
-            "a b:4370", "h:1:2",
-        ] {
-            assert!(parse_at(bad).is_err(), "{bad:?}");
-        }
-    }
 }

@@ -15,6 +15,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::base::log;
 use crate::base::sync::lock;
+use crate::base::words::count;
 
 /// One thing that happened, as `watch` shows it (`Display`) and as the log
 /// tells it ([`Event::log_line`]).
@@ -160,7 +161,9 @@ impl Event {
                 down,
                 reason,
             } => format!(
-                "link {id} closed: {from} -> {to} ({up} bytes up, {down} bytes down; {reason})"
+                "link {id} closed: {from} -> {to} ({} up, {} down; {reason})",
+                count(*up, "byte"),
+                count(*down, "byte")
             ),
             Event::LinkFailed {
                 to,
@@ -176,7 +179,7 @@ impl Event {
             Event::FaultApplied {
                 text,
                 links: Some(links),
-            } => format!("faults: {text} ({links} links closed)"),
+            } => format!("faults: {text} ({} closed)", count(*links, "link")),
             Event::Seed(seed) => format!("faults: seed {seed}"),
             Event::ChaosStart { config } => format!("chaos: start {config}"),
             Event::ChaosStep { text } => format!("chaos: {text}"),
@@ -185,7 +188,7 @@ impl Event {
             }
             Event::ChaosHeal { .. } => return None,
             Event::ChaosStop { steps, seed } => {
-                format!("chaos: stopped after {steps} steps (seed {seed}); healed")
+                format!("chaos: stopped after {} (seed {seed}); healed", count(*steps, "step"))
             }
         })
     }
@@ -262,9 +265,9 @@ impl Watcher {
         let mut lines = Vec::new();
         if queue.dropped > 0 {
             lines.push(format!(
-                "EVENT {} dropped {} events (watcher too slow)",
+                "EVENT {} dropped {} (watcher too slow)",
                 now(),
-                queue.dropped
+                count(queue.dropped, "event")
             ));
             queue.dropped = 0;
         }

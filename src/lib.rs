@@ -5,7 +5,7 @@
 //! after it): [`control`] (the control protocol) → [`epmd`] (protocol
 //! and registry) → [`proxy`] (the links) → [`partition`] (the fault
 //! model, pure) → [`events`] → [`base`]. Above them: `main.rs`, [`cli`],
-//! [`ctl`] (the client) and [`daemon`], the only file that sees every
+//! [`ctl`] (the client, and [`ctl_target`]: where it connects) and [`daemon`], the only file that sees every
 //! room. docs/architecture.md draws the house.
 
 #![forbid(unsafe_code)]
@@ -14,6 +14,7 @@ pub mod base;
 pub mod cli;
 pub mod control;
 pub mod ctl;
+pub mod ctl_target;
 pub mod daemon;
 pub mod epmd;
 pub mod events;

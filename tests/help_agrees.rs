@@ -104,22 +104,62 @@ fn every_list_of_commands_agrees() {
     );
 }
 
+/// The control `help` answer, read back: its header, and each usage with
+/// its description (a description may continue on indented lines).
+fn control_help(proxy: &common::Proxy) -> (String, Vec<(String, String)>) {
+    let reply = proxy.ctl("help");
+    let mut lines = reply.lines();
+    let head = lines.next().unwrap_or_default().to_owned();
+    let mut entries: Vec<(String, String)> = Vec::new();
+    for line in lines.take_while(|line| *line != "END") {
+        match (line.starts_with(' '), entries.last_mut()) {
+            (true, Some((_, what))) => {
+                what.push(' ');
+                what.push_str(line.trim());
+            }
+            _ => {
+                let (usage, what) = line.split_once("  ").unwrap_or((line, ""));
+                entries.push((usage.trim().to_owned(), what.trim().to_owned()));
+            }
+        }
+    }
+    (head, entries)
+}
+
 #[test]
 fn control_help_lists_the_table() {
     let proxy = common::Proxy::start(&[]);
-    let reply = proxy.ctl("help");
-    let mut lines = reply.lines();
-    assert_eq!(
-        lines.next().map(|l| l.starts_with("OK")),
-        Some(true),
-        "{reply}"
-    );
-    let words: BTreeSet<String> = lines
-        .take_while(|line| *line != "END")
-        .filter_map(|line| line.split_whitespace().next())
+    let (head, entries) = control_help(&proxy);
+    assert_eq!(head, format!("OK {} commands", HELP.len()));
+    let words: BTreeSet<String> = entries
+        .iter()
+        .filter_map(|(usage, _)| usage.split_whitespace().next())
         .map(str::to_owned)
         .collect();
     assert_eq!(words, from_help_table(), "control `help` vs the HELP table");
+    // Every usage and description, whole, in order, however wrapped.
+    let table: Vec<(String, String)> = HELP
+        .iter()
+        .map(|(usage, what)| (usage.to_string(), what.to_string()))
+        .collect();
+    assert_eq!(entries, table);
+}
+
+/// A terminal shows `help` without wrapping it: no line is wider than
+/// `help::WIDTH` (the `chaos start` line once took 206 columns).
+#[test]
+fn control_help_fits_its_width() {
+    let proxy = common::Proxy::start(&[]);
+    let reply = proxy.ctl("help");
+    let wide: Vec<&str> = reply
+        .lines()
+        .filter(|line| line.chars().count() > epmdpxy::control::help::WIDTH)
+        .collect();
+    assert!(
+        wide.is_empty(),
+        "lines wider than the width:\n{}",
+        wide.join("\n")
+    );
 }
 
 /// The words between the first `open` after `marker` and the next `close`

@@ -76,10 +76,10 @@ fn ctl_at_sends_each_command_to_every_proxy() {
     assert_eq!(
         out.lines().collect::<Vec<_>>(),
         vec![
-            format!("{a}: OK 1 faults seed=1"),
+            format!("{a}: OK 1 fault seed=1"),
             format!("{a}: cut n1 | n2"),
             format!("{a}: END"),
-            format!("{b}: OK 1 faults seed=2"),
+            format!("{b}: OK 1 fault seed=2"),
             format!("{b}: cut n1 | n2"),
             format!("{b}: END"),
         ],
@@ -107,9 +107,9 @@ fn ctl_at_sends_each_command_to_every_proxy() {
         out.starts_with("OK 0 faults") && out.lines().count() == 2,
         "{out}"
     );
-    // ... but --at together with --control-port is refused.
+    // ... but --at together with --control-port is a usage error.
     let (code, _, err) = ctl(None, &["--at", &both, "--control-port", &port, "heal"]);
-    assert_eq!(code, 2, "{err}");
+    assert_eq!(code, 64, "{err}");
 
     // A script on stdin: each command goes to every proxy before the next.
     let script = "# one fault everywhere\ncut n3 | n4\n\nstatus\nheal\n";
@@ -122,7 +122,7 @@ fn ctl_at_sends_each_command_to_every_proxy() {
             .collect()
     };
     let mut want = per_proxy(&["OK cut n3 | n4"]);
-    want.extend(per_proxy(&["OK 1 faults", "cut n3 | n4", "END"]));
+    want.extend(per_proxy(&["OK 1 fault", "cut n3 | n4", "END"]));
     want.extend(per_proxy(&["OK healed"]));
     let got: Vec<&str> = out.lines().collect();
     assert_eq!(got.len(), want.len(), "{out}");
@@ -157,9 +157,10 @@ fn ctl_at_sends_each_command_to_every_proxy() {
         "nothing was sent: {status}"
     );
 
-    // A bad list is refused before anything is sent.
+    // A bad list is a usage error, found before anything is sent.
     let (code, _, err) = ctl(None, &["--at", "127.0.0.1:0", "heal"]);
-    assert_eq!(code, 2, "{err}");
+    assert_eq!(code, 64, "{err}");
+    assert!(err.contains("the form is HOST[:PORT]"), "{err}");
 }
 
 // ---------------------------------------------------------------------------
@@ -392,6 +393,7 @@ fn ctl_from_host(net: &Network, host: usize, at_env: Option<&str>, args: &[&str]
         Some(value) => command.env("EPMDPXY_AT", value),
         None => command.env_remove("EPMDPXY_AT"),
     };
+    command.env_remove("EPMDPXY_CONTROL");
     let (code, stdout, stderr) = run_text(&mut command, "", CTL_TIMEOUT);
     if code != 0 {
         eprintln!("ctl {args:?} exited {code}: stdout:\n{stdout}stderr:\n{stderr}");

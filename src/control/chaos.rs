@@ -27,6 +27,7 @@ use super::execute;
 use super::reply::Reply;
 use super::room::Control;
 use crate::base::sync::lock;
+use crate::base::words::count;
 use crate::events::Event;
 use crate::log_warn;
 use crate::partition::chaos_plan::{ChaosConfig, Planner};
@@ -90,8 +91,10 @@ pub fn stop(control: &Control) -> Reply {
         execute::change(control, &Change::Heal);
     }
     let steps = running.steps.load(Ordering::SeqCst);
-    let plural = if steps == 1 { "" } else { "s" };
-    Reply::ok(format!("chaos stopped after {steps} step{plural}; healed"))
+    Reply::ok(format!(
+        "chaos stopped after {}; healed",
+        count(steps, "step")
+    ))
 }
 
 /// Bare `chaos`: whether a run is going.

@@ -30,13 +30,13 @@ use std::fmt;
 use std::time::Duration;
 
 use super::parse::{
-    parse_chaos, parse_delay, parse_duration, parse_group, parse_islands, parse_rate, parse_seed,
-    parse_split, parse_target, split_last, ChaosWords, MAX_SLEEP,
+    parse_chaos, parse_delay, parse_duration, parse_islands, parse_names, parse_seed, parse_split,
+    parse_target, parse_throttle, ChaosWords, MAX_SLEEP,
 };
 use crate::partition::chaos_plan::ChaosConfig;
 use crate::partition::rules::format_duration;
 use crate::partition::shapes::Shape;
-use crate::partition::Change;
+use crate::partition::{Change, Pattern};
 
 /// A parsed control command.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -115,6 +115,9 @@ pub fn parse(line: &str) -> Result<Command, String> {
         None => (line, ""),
     };
     let word = word.to_ascii_lowercase();
+    let names = |change: fn(Vec<Pattern>) -> Change| {
+        parse_names(&word, rest).map(|nodes| Command::Fault(change(nodes)))
+    };
     let no_arguments = |command: Command| {
         if rest.is_empty() {
             Ok(command)
@@ -123,18 +126,16 @@ pub fn parse(line: &str) -> Result<Command, String> {
         }
     };
     match word.as_str() {
-        "cut" => parse_target(rest).map(|target| Command::Fault(Change::Cut(target))),
-        "fix" => parse_target(rest).map(|target| Command::Fault(Change::Fix(target))),
-        "isolate" => parse_group(rest).map(|nodes| Command::Fault(Change::Isolate(nodes))),
-        "rejoin" => parse_group(rest).map(|nodes| Command::Fault(Change::Rejoin(nodes))),
+        "cut" => parse_target(&word, rest).map(|target| Command::Fault(Change::Cut(target))),
+        "fix" => parse_target(&word, rest).map(|target| Command::Fault(Change::Fix(target))),
+        "isolate" => names(Change::Isolate),
+        "rejoin" => names(Change::Rejoin),
         "delay" => parse_delay(rest).map(Command::Fault),
-        "throttle" => {
-            let (islands, rate) = split_last(rest, "throttle A | B 64kbps")?;
-            let change = Change::Throttle(parse_islands(islands)?, parse_rate(rate)?);
-            Ok(Command::Fault(change))
-        }
-        "reset" => parse_islands(rest).map(|islands| Command::Fault(Change::Reset(islands))),
-        "clear" => parse_islands(rest).map(|islands| Command::Fault(Change::Clear(islands))),
+        "throttle" => parse_throttle(rest).map(Command::Fault),
+        "reset" => parse_islands(&word, rest, "reset A | B")
+            .map(|islands| Command::Fault(Change::Reset(islands))),
+        "clear" => parse_islands(&word, rest, "clear A | B")
+            .map(|islands| Command::Fault(Change::Clear(islands))),
         "heal" => no_arguments(Command::Fault(Change::Heal)),
         "watch" => match rest.to_ascii_lowercase().as_str() {
             "" => Ok(Command::Watch),
@@ -154,8 +155,8 @@ pub fn parse(line: &str) -> Result<Command, String> {
             ChaosWords::Stop => Command::ChaosStop,
             ChaosWords::State => Command::ChaosState,
         }),
-        "exempt" => parse_group(rest).map(|nodes| Command::Fault(Change::Exempt(nodes))),
-        "unexempt" => parse_group(rest).map(|nodes| Command::Fault(Change::Unexempt(nodes))),
+        "exempt" => names(Change::Exempt),
+        "unexempt" => names(Change::Unexempt),
         "status" => no_arguments(Command::Status),
         "nodes" => no_arguments(Command::Nodes),
         "links" => no_arguments(Command::Links),
@@ -170,6 +171,7 @@ pub fn parse(line: &str) -> Result<Command, String> {
 #[cfg(test)]
 mod tests {
     use super::super::help::HELP;
+    use super::super::parse::parse_rate;
     use super::*;
     use crate::partition::chaos_plan::ChaosFault;
     use crate::partition::{Delay, Pattern, Rate, Target};

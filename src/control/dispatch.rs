@@ -223,7 +223,7 @@ END"
         run(&shared, "exempt n2");
         assert_eq!(
             run(&shared, "split one"),
-            vec!["ERR split one needs at least 2 nodes that are not exempt; there are 1"]
+            vec!["ERR split one needs at least 2 nodes that are not exempt; there is 1"]
         );
         run(&shared, "unexempt n2");
         assert_eq!(
@@ -311,7 +311,7 @@ END"
         assert_eq!(fixed, vec!["OK fix node1@testhost | node2@testhost"]);
         assert_eq!(
             run(&shared, "status"),
-            vec!["OK 1 faults seed=5", "cut node1 | node3", END]
+            vec!["OK 1 fault seed=5", "cut node1 | node3", END]
         );
         assert_eq!(
             run(&shared, "fix node1 | node2"),

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use super::reply::Reply;
 use super::room::Control;
 use crate::base::sync::lock;
+use crate::base::words::{agree, count};
 use crate::events::Event;
 use crate::partition::rules::Target;
 use crate::partition::shapes::{self, Layout, Shape};
@@ -61,15 +62,6 @@ fn publish(control: &Control, change: &Change) {
         ChangeKind::Removes => Event::FaultRemoved { text },
         ChangeKind::Exempts => Event::ExemptChanged { text },
     });
-}
-
-/// `1 live link`, `2 live links`.
-pub fn count(n: usize, what: &str) -> String {
-    if n == 1 {
-        format!("1 {what}")
-    } else {
-        format!("{n} {what}s")
-    }
 }
 
 /// The `OK` line of a change that stores (or removes) faults.
@@ -194,7 +186,11 @@ fn stuck_note(stuck: usize) -> String {
     if stuck == 0 {
         return String::new();
     }
-    format!(" ({stuck} links were mid-write to a receiver that does not read)")
+    format!(
+        " ({} {} mid-write to a receiver that does not read)",
+        count(stuck, "link"),
+        agree(stuck, "was", "were")
+    )
 }
 
 /// `reset`: the live links between the islands are reset, each end when
@@ -236,7 +232,7 @@ fn layout_applied(control: &Control, layout: &Layout) -> Reply {
     let covered = coverage(control, &Change::Layout(layout.clone()));
     let lines = layout.cut_lines();
     if layout.shape == Shape::Ring {
-        let head = format!("ring: {} cuts{covered}{stuck}", lines.len());
+        let head = format!("ring: {}{covered}{stuck}", count(lines.len(), "cut"));
         return Reply::ok_with(head, lines);
     }
     let head = match &layout.bridge {

@@ -3,6 +3,7 @@
 //! README, so that they cannot drift apart.
 
 use super::reply::Reply;
+use crate::base::words::count;
 
 /// One line per command, for `help` (and the docs, which a test compares).
 pub const HELP: &[(&str, &str)] = &[
@@ -74,7 +75,7 @@ pub const HELP: &[(&str, &str)] = &[
     ),
     (
         "chaos start [OPTIONS]",
-        "repeat: random shape or fault, hold, heal, wait; OPTIONS: seed N, every 5s, for 2s, shapes halves,random-halves,one,majority,bridge,ring, faults delay,throttle,reset,isolate",
+        "repeat: random shape or fault, hold, heal, wait; OPTIONS: seed N, every 5s, for 2s, shapes (of halves, random-halves, one, majority, bridge, ring), faults (of delay, throttle, reset, isolate)",
     ),
     ("chaos stop", "stop the chaos run and heal"),
     ("chaos", "show the chaos run, if any"),
@@ -100,12 +101,63 @@ pub const HELP: &[(&str, &str)] = &[
     ("quit", "close this session"),
 ];
 
-/// The `help` answer: `OK N commands`, then the table, usages aligned.
+/// The widest line of the `help` answer: a description that would go
+/// past it continues on the next lines, indented to its column.
+pub const WIDTH: usize = 100;
+
+/// The `help` answer: `OK N commands`, then the table, usages aligned,
+/// each description wrapped at [`WIDTH`].
 pub fn reply() -> Reply {
     let width = HELP.iter().map(|(usage, _)| usage.len()).max().unwrap_or(0);
-    let lines = HELP
-        .iter()
-        .map(|(usage, what)| format!("{usage:width$}  {what}"))
-        .collect();
-    Reply::ok_with(format!("{} commands", HELP.len()), lines)
+    let indent = " ".repeat(width + 2);
+    let mut lines = Vec::new();
+    for (usage, what) in HELP {
+        let mut pieces = wrap(what, WIDTH.saturating_sub(width + 2)).into_iter();
+        let first = pieces.next().unwrap_or_default();
+        lines.push(format!("{usage:width$}  {first}"));
+        lines.extend(pieces.map(|piece| format!("{indent}{piece}")));
+    }
+    Reply::ok_with(count(HELP.len(), "command"), lines)
+}
+
+/// `text` in lines of at most `width` characters, broken at spaces (a
+/// word longer than `width` gets a line of its own).
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    let mut line = String::new();
+    for word in text.split(' ') {
+        if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > width {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    lines.push(line);
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wrapping_breaks_at_spaces_and_keeps_every_word() {
+        assert_eq!(wrap("a bb ccc dddd", 6), ["a bb", "ccc", "dddd"]);
+        assert_eq!(wrap("short", 80), ["short"]);
+        assert_eq!(
+            wrap("averyveryverylongword x", 5),
+            ["averyveryverylongword", "x"]
+        );
+    }
+
+    #[test]
+    fn no_help_line_is_wider_than_the_width() {
+        let lines = reply().lines(true);
+        for line in &lines {
+            assert!(line.chars().count() <= WIDTH, "{line}");
+        }
+        assert!(lines.len() > HELP.len() + 2, "something was wrapped");
+    }
 }

@@ -146,34 +146,52 @@ fn parse_menu<T: Clone>(text: &str, menu: &[(&str, T)], what: &str) -> Result<Ve
         .collect()
 }
 
-/// `A,B | C,D [| E]` or `A -> B`.
-pub fn parse_target(text: &str) -> Result<Target, String> {
+/// `A,B | C,D [| E]` or `A -> B`, for `command` (`cut` or `fix`).
+pub fn parse_target(command: &str, text: &str) -> Result<Target, String> {
+    let islands_usage = format!("{command} A,B | C,D");
+    let one_way_usage = format!("{command} A -> B");
     if text.is_empty() {
-        return Err("expected islands, e.g. cut a,b | c".to_owned());
+        return Err(format!(
+            "{command} needs islands: {islands_usage} or {one_way_usage}"
+        ));
     }
     if let Some((from, to)) = text.split_once("->") {
-        let from = parse_group(from)?;
-        let to = parse_group(to)?;
+        let missing = |side: &str| format!("nothing {side} -> in '{text}': {one_way_usage}");
+        if from.trim().is_empty() {
+            return Err(missing("before"));
+        }
+        if to.trim().is_empty() {
+            return Err(missing("after"));
+        }
+        let from = parse_group(from, &one_way_usage)?;
+        let to = parse_group(to, &one_way_usage)?;
         if from.iter().any(|name| to.contains(name)) {
             return Err("a node cannot be on both sides of ->".to_owned());
         }
         return Ok(Target::OneWay { from, to });
     }
-    parse_islands(text).map(Target::Islands)
+    parse_islands(command, text, &islands_usage).map(Target::Islands)
 }
 
-/// `A,B | C,D [| E]`: at least two islands, no name twice.
-pub fn parse_islands(text: &str) -> Result<Islands, String> {
+/// `A,B | C,D [| E]`: at least two islands, none empty, no name twice.
+/// Errors end with `usage`, the form `command` takes.
+pub fn parse_islands(command: &str, text: &str, usage: &str) -> Result<Islands, String> {
+    let text = text.trim();
     if text.is_empty() {
-        return Err("expected islands, e.g. a,b | c".to_owned());
+        return Err(format!("{command} needs islands: {usage}"));
     }
-    let islands = text
-        .split('|')
-        .map(parse_group)
+    let parts: Vec<&str> = text.split('|').collect();
+    if let Some(empty) = parts.iter().position(|part| part.trim().is_empty()) {
+        let number = empty + 1;
+        return Err(format!("island {number} of '{text}' is empty: {usage}"));
+    }
+    if parts.len() < 2 {
+        return Err(format!("{command} needs two islands or more: {usage}"));
+    }
+    let islands = parts
+        .into_iter()
+        .map(|part| parse_group(part, usage))
         .collect::<Result<Islands, String>>()?;
-    if islands.len() < 2 {
-        return Err("expected at least two islands separated by |".to_owned());
-    }
     let mut seen: Vec<&Pattern> = Vec::new();
     for name in islands.iter().flatten() {
         if seen.contains(&name) {
@@ -184,39 +202,76 @@ pub fn parse_islands(text: &str) -> Result<Islands, String> {
     Ok(islands)
 }
 
+/// `isolate N[,M...]` and the like: the names after `command`.
+pub fn parse_names(command: &str, text: &str) -> Result<Vec<Pattern>, String> {
+    let usage = format!("{command} N");
+    if text.trim().is_empty() {
+        return Err(format!("{command} needs a node name: {usage}"));
+    }
+    parse_group(text, &usage)
+}
+
 /// Longest `sleep`.
 pub const MAX_SLEEP: Duration = Duration::from_secs(3600);
 /// Longest `delay` (and jitter).
 pub const MAX_DELAY: Duration = Duration::from_secs(600);
 
-/// Splits off the last whitespace-separated word: `a | b 64kbps` →
-/// (`a | b`, `64kbps`).
-pub fn split_last<'t>(text: &'t str, usage: &str) -> Result<(&'t str, &'t str), String> {
-    match text.rsplit_once(char::is_whitespace) {
-        Some((rest, last)) if !rest.trim().is_empty() => Ok((rest.trim(), last)),
-        _ => Err(format!("usage: {usage}")),
-    }
+/// `A | B 200ms jitter 50ms` → (`A | B`, [`200ms`, `jitter`, `50ms`]): the
+/// islands, and the words after the last island's names. A word right
+/// after the last `|` that `is_argument` takes is not a name: that island
+/// is empty (`a | 200ms`).
+fn split_arguments(text: &str, is_argument: fn(&str) -> bool) -> (String, Vec<String>) {
+    let (before, last) = match text.rsplit_once('|') {
+        Some((before, last)) => (Some(before), last),
+        None => (None, text),
+    };
+    // `b , c 200ms`: the spaces around a comma do not end the names.
+    let last = last.split(',').map(str::trim).collect::<Vec<_>>().join(",");
+    let mut words: Vec<String> = last.split_whitespace().map(str::to_owned).collect();
+    let group = match words.first() {
+        Some(first) if !is_argument(first) => words.remove(0),
+        _ => String::new(),
+    };
+    let islands = match before {
+        Some(before) => format!("{} | {group}", before.trim()),
+        None => group,
+    };
+    (islands.trim().to_owned(), words)
+}
+
+/// `A | B 64kbps`.
+pub fn parse_throttle(text: &str) -> Result<Change, String> {
+    const USAGE: &str = "throttle A | B 64kbps";
+    let (islands, words) = split_arguments(text, |word| parse_rate(word).is_ok());
+    let islands = parse_islands("throttle", &islands, USAGE)?;
+    let rate = match words.as_slice() {
+        [] => return Err(format!("throttle needs a rate: {USAGE}")),
+        [rate] => parse_rate(rate).map_err(|why| format!("{why}: {USAGE}"))?,
+        [_, extra, ..] => return Err(format!("'{extra}' after the rate: {USAGE}")),
+    };
+    Ok(Change::Throttle(islands, rate))
 }
 
 /// `A | B 200ms [jitter 50ms]`.
 pub fn parse_delay(text: &str) -> Result<Change, String> {
     const USAGE: &str = "delay A | B 200ms [jitter 50ms]";
-    let (rest, last) = split_last(text, USAGE)?;
-    let (islands, base, jitter) = match split_last(rest, USAGE) {
-        Ok((head, "jitter")) => {
-            let (islands, base) = split_last(head, USAGE)?;
-            (islands, base, parse_duration(last, MAX_DELAY)?)
-        }
-        _ => (rest, last, Duration::ZERO),
+    let is_argument = |word: &str| word == "jitter" || parse_duration(word, MAX_DELAY).is_ok();
+    let (islands, words) = split_arguments(text, is_argument);
+    let islands = parse_islands("delay", &islands, USAGE)?;
+    let duration =
+        |word: &str| parse_duration(word, MAX_DELAY).map_err(|why| format!("{why}: {USAGE}"));
+    let words: Vec<&str> = words.iter().map(String::as_str).collect();
+    let (base, jitter) = match words.as_slice() {
+        [] | ["jitter", ..] => return Err(format!("delay needs a duration: {USAGE}")),
+        [base] => (duration(base)?, Duration::ZERO),
+        [_, "jitter"] => return Err(format!("jitter needs a duration: {USAGE}")),
+        [base, "jitter", jitter] => (duration(base)?, duration(jitter)?),
+        [_, extra, ..] => return Err(format!("'{extra}' after the duration: {USAGE}")),
     };
-    let base = parse_duration(base, MAX_DELAY)?;
     if jitter > base {
         return Err("jitter cannot exceed the delay".to_owned());
     }
-    Ok(Change::Delay(
-        parse_islands(islands)?,
-        Delay { base, jitter },
-    ))
+    Ok(Change::Delay(islands, Delay { base, jitter }))
 }
 
 /// `1.5mbps` → (1.5, "mbps"): a plain decimal number, then its unit.
@@ -285,14 +340,14 @@ pub fn parse_rate(text: &str) -> Result<Rate, String> {
     })
 }
 
-/// `a, b ,c` → patterns.
-pub fn parse_group(text: &str) -> Result<Vec<Pattern>, String> {
+/// `a, b ,c` → patterns; errors end with `usage`.
+pub fn parse_group(text: &str, usage: &str) -> Result<Vec<Pattern>, String> {
     let names: Vec<&str> = text.split(',').map(str::trim).collect();
     if names.iter().any(|name| name.is_empty()) {
-        return Err(format!("empty node name in '{}'", text.trim()));
+        return Err(format!("empty node name in '{}': {usage}", text.trim()));
     }
     names
         .into_iter()
-        .map(|name| Pattern::parse(name).map_err(|err| err.to_string()))
+        .map(|name| Pattern::parse(name).map_err(|err| format!("{err}: {usage}")))
         .collect()
 }

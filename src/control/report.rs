@@ -6,11 +6,12 @@
 use super::reply::Reply;
 use super::room::Control;
 use crate::base::sync::lock;
+use crate::base::words::count;
 use crate::epmd::wire::node_type_label;
 use crate::partition::matrix::{self, LinkCounts};
 use crate::proxy::link::Direction;
 
-/// `status`: `OK N faults seed=S [exempt=...] [chaos=running]`, then one
+/// `status`: `OK N fault(s) seed=S [exempt=...] [chaos=running]`, then one
 /// line per fault. Settings ride on the header, so the lines stay one per
 /// fault and can be fed back as commands.
 pub fn status(control: &Control) -> Reply {
@@ -20,7 +21,7 @@ pub fn status(control: &Control) -> Reply {
         (set.describe(), exempt)
     };
     let seed = lock(&control.seed).seed;
-    let mut head = format!("{} faults seed={seed}", faults.len());
+    let mut head = format!("{} seed={seed}", count(faults.len(), "fault"));
     if !exempt.is_empty() {
         head.push_str(&format!(" exempt={}", exempt.join(",")));
     }
@@ -50,7 +51,7 @@ pub fn nodes(control: &Control) -> Reply {
             )
         })
         .collect();
-    Reply::ok_with(format!("{} nodes", registry.nodes().len()), lines)
+    Reply::ok_with(count(registry.nodes().len(), "node"), lines)
 }
 
 /// `links`: one line per live link, with what holds it.
@@ -92,7 +93,7 @@ pub fn links(control: &Control) -> Reply {
             line
         })
         .collect();
-    Reply::ok_with(format!("{} links", links.len()), lines)
+    Reply::ok_with(count(links.len(), "link"), lines)
 }
 
 /// `matrix`: the registered nodes as rows (senders) and columns

@@ -46,7 +46,7 @@ pub struct Registry {
 
 /// Old names epmd keeps (`MAX_UNREG_COUNT`): a *new* name registering
 /// while more than this many are remembered evicts the oldest one.
-const MAX_OLD_NAMES: usize = 1000;
+pub const MAX_OLD_NAMES: usize = 1000;
 /// Hard bound on the old-name list. epmd only evicts on a new
 /// registration, so the list can outgrow `MAX_OLD_NAMES` when over a
 /// thousand live nodes go at once; this keeps it bounded regardless.

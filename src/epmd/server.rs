@@ -13,6 +13,7 @@ use super::room::Epmd;
 use super::wire::{self, Framing, Request};
 use crate::base::net::accept_forever;
 use crate::base::sync::spawn;
+use crate::base::words::count;
 use crate::{log_debug, log_warn};
 
 /// Accepts EPMD connections forever, one thread each.
@@ -66,7 +67,11 @@ impl std::fmt::Display for ReadFailure {
             ReadFailure::Io(err) => write!(f, "{err}"),
             ReadFailure::BadLength(len) => write!(f, "bad request length {len}"),
             ReadFailure::Trailing { got, want } => {
-                write!(f, "{got} bytes arrived for a {want}-byte request")
+                write!(
+                    f,
+                    "{} arrived for a {want}-byte request",
+                    count(*got, "byte")
+                )
             }
         }
     }

@@ -13,6 +13,7 @@ use super::rules::{
 };
 use super::set::PartitionSet;
 use super::shapes::Layout;
+use crate::base::words::{agree, count};
 
 /// A change to the faults in force, as one command asks for it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -86,7 +87,10 @@ impl fmt::Display for Refused {
             }
             Refused::TooMany { adds, in_force } => write!(
                 f,
-                "too many faults: this names {adds} node pairs, {in_force} rules are in force, the limit is {MAX_RULES} (heal, or name fewer nodes)"
+                "too many faults: this names {}, {} {} in force, the limit is {MAX_RULES} (heal, or name fewer nodes)",
+                count(*adds, "node pair"),
+                count(*in_force, "rule"),
+                agree(*in_force, "is", "are")
             ),
             Refused::NoSuchFault { in_force } if in_force.is_empty() => {
                 f.write_str("no such fault in force (nothing is in force)")

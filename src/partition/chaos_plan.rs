@@ -13,6 +13,7 @@ use super::names::Pattern;
 use super::rules::{format_duration, Delay, Rate};
 use super::shapes::{cut_islands_patterns, layout, Shape, CHAOS_SHAPES};
 use crate::base::rng::Rng;
+use crate::base::words::agree;
 
 /// A fault `chaos` can apply besides the shapes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -200,8 +201,9 @@ impl Planner {
 fn plan_fault(fault: ChaosFault, nodes: &[String], rng: &mut Rng) -> Result<Change, String> {
     if nodes.len() < 2 {
         return Err(format!(
-            "{} needs at least 2 nodes that are not exempt; there are {}",
+            "{} needs at least 2 nodes that are not exempt; there {} {}",
             fault.name(),
+            agree(nodes.len(), "is", "are"),
             nodes.len()
         ));
     }

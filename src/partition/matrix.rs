@@ -30,6 +30,7 @@ use std::collections::BTreeMap;
 
 use super::names::{Host, NodeName};
 use super::set::PartitionSet;
+use crate::base::words::count;
 
 /// Most nodes labelled with their names; more are numbered.
 pub const MAX_NAMED: usize = 12;
@@ -235,9 +236,9 @@ pub fn draw(nodes: &[Node], cell: impl Fn(&Node, &Node) -> Mark, links: &LinkCou
     }
     lines.extend(link_lines(&labels, links));
     let head = format!(
-        "{} nodes, {} live links (rows send, columns receive)",
-        nodes.len(),
-        links.total()
+        "{}, {} (rows send, columns receive)",
+        count(nodes.len(), "node"),
+        count(links.total(), "live link")
     );
     Drawing { head, lines }
 }

@@ -24,6 +24,7 @@ use std::fmt;
 use super::names::Pattern;
 use super::rules::Islands;
 use crate::base::rng::Rng;
+use crate::base::words::{agree, count};
 
 /// The shapes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -213,8 +214,9 @@ fn check_fits(shape: &Shape, n: usize) -> Result<(), String> {
         }
     } else if n < shape.min_nodes() {
         return Err(format!(
-            "{shape} needs at least {} nodes that are not exempt; there are {n}",
-            shape.min_nodes()
+            "{shape} needs at least {} that are not exempt; there {} {n}",
+            count(shape.min_nodes(), "node"),
+            agree(n, "is", "are")
         ));
     }
     Ok(())

@@ -9,11 +9,12 @@ pub struct RelayBuffer {
     bytes: Vec<u8>,
 }
 
-const MIN_BUFFER: usize = 8 * 1024;
+/// The buffer a direction starts with, and shrinks back to when idle.
+pub const MIN_BUFFER: usize = 8 * 1024;
 /// Bulk reads of up to 1 MiB: on loopback the relay then spends ~25% less
 /// CPU per byte than with 256 KiB, and relays ~20% faster; 4 MiB costs the
 /// same CPU per byte (docs/performance.md).
-const MAX_BUFFER: usize = 1024 * 1024;
+pub const MAX_BUFFER: usize = 1024 * 1024;
 
 impl RelayBuffer {
     pub fn new() -> RelayBuffer {

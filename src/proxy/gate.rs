@@ -13,23 +13,54 @@
 //!   next packet), never both at once unless both send.
 //!
 //! A control command that holds bytes takes every affected gate before it
-//! replies ([`Link::drain_gate`]), so once it has replied no byte crosses.
+//! replies ([`Gates::drain`]), so once it has replied no byte crosses.
+//! A blocked pump does not wait at the gate: it keeps its bytes and watches
+//! its source (`pump.rs`).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, TryLockError};
 use std::time::{Duration, Instant};
 
-use super::link::{Direction, Link};
 use crate::base::sync::lock;
-use crate::partition::{Faults, PartitionSet};
 
 /// How long after one direction is held the other stalls: about one TCP
 /// retransmission timeout on a LAN (Linux's minimum RTO is 200 ms).
 pub const ACK_STALL: Duration = Duration::from_millis(200);
 
-/// Longest a held direction sleeps before it looks at the faults again,
-/// should a wake-up ever be missed.
-const ADMIT_RECHECK: Duration = Duration::from_secs(5);
+/// The two directions of a link.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    /// From the node that connected (the initiator) to the node it asked for.
+    Up = 0,
+    /// From the node asked for back to the initiator.
+    Down = 1,
+}
+
+impl Direction {
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The other direction of the same link.
+    pub fn opposite(self) -> Direction {
+        match self {
+            Direction::Up => Direction::Down,
+            Direction::Down => Direction::Up,
+        }
+    }
+}
+
+/// Whether a direction may write now (`Link::try_admit`).
+pub enum Admission<'l> {
+    /// Open: the gate, held for one write.
+    Open(MutexGuard<'l, ()>),
+    /// A fault holds this direction (or stalls it).
+    Held,
+    /// A `reset` waits: the sender, having sent, is to be reset.
+    Reset,
+    /// The link is closed.
+    Closed,
+}
 
 /// The per-direction state behind the gates.
 #[derive(Default)]
@@ -64,56 +95,47 @@ impl Gates {
         }
         *since
     }
-}
 
-fn opposite(direction: Direction) -> Direction {
-    match direction {
-        Direction::Up => Direction::Down,
-        Direction::Down => Direction::Up,
-    }
-}
-
-impl Link {
-    /// True if `direction` may not carry bytes now: the faults hold it, or
-    /// they have held the other direction for [`ACK_STALL`] (see the
-    /// module doc). Remembers since when each direction is held.
-    pub fn blocked_by(&self, faults: &PartitionSet, direction: Direction) -> bool {
-        let gates = self.gates();
-        let held = gates.note_held(direction, self.held_by(faults, direction));
-        let other = opposite(direction);
-        let other_held = gates.note_held(other, self.held_by(faults, other));
-        held.is_some() || other_held.is_some_and(|since| since.elapsed() >= ACK_STALL)
+    /// True if `direction` may not carry bytes now: `held` (the faults
+    /// hold it), or the faults have held the other direction (`other_held`
+    /// now) for [`ACK_STALL`]. Remembers since when each is held.
+    pub fn blocked(&self, direction: Direction, held: bool, other_held: bool) -> bool {
+        let held = self.note_held(direction, held);
+        let other = self.note_held(direction.opposite(), other_held);
+        held.is_some() || other.is_some_and(|since| since.elapsed() >= ACK_STALL)
     }
 
-    /// Waits until `direction` may carry bytes; returns its gate, to be
-    /// held for the duration of one write. `None` once the link is closed
-    /// or a `reset` waits (the sender, having sent, is to be reset).
-    pub fn admit(&self, faults: &Faults, direction: Direction) -> Option<MutexGuard<'_, ()>> {
-        loop {
-            let seen = faults.changes().generation();
-            if self.is_closed() || self.gates().reset_pending() {
-                return None;
-            }
-            let gate = lock(&self.gates().locks[direction.index()]);
-            let blocked = self.blocked_by(&faults.read(), direction);
-            if !blocked {
-                return Some(gate);
-            }
-            drop(gate);
-            // Woken by any fault change or link event; a stall that is
-            // still to begin is looked at again when it may have.
-            faults.changes().wait_past(seen, ADMIT_RECHECK);
+    /// Whether `direction` may carry bytes now; if so its gate, to be held
+    /// for the duration of one write. `closed`: the link is; `blocked`
+    /// answers under the gate (see [`Gates::blocked`]). A blocked direction
+    /// does not wait here: its pump goes on watching its source.
+    pub fn try_admit(
+        &self,
+        direction: Direction,
+        closed: bool,
+        blocked: impl FnOnce() -> bool,
+    ) -> Admission<'_> {
+        if closed {
+            return Admission::Closed;
         }
+        if self.reset_pending() {
+            return Admission::Reset;
+        }
+        let gate = lock(&self.locks[direction.index()]);
+        if blocked() {
+            return Admission::Held;
+        }
+        Admission::Open(gate)
     }
 
     /// Waits until no chunk is being written in `direction` (a write that
     /// started before a cut finishes before the cut is confirmed). Gives up
     /// after `patience` if the receiver does not read.
-    pub fn drain_gate(&self, direction: Direction, patience: Duration) -> bool {
+    pub fn drain(&self, direction: Direction, patience: Duration) -> bool {
         let deadline = Instant::now() + patience;
         loop {
             // A gate poisoned by a panicking pump is not held by anyone.
-            match self.gates().locks[direction.index()].try_lock() {
+            match self.locks[direction.index()].try_lock() {
                 Ok(_) | Err(TryLockError::Poisoned(_)) => return true,
                 Err(TryLockError::WouldBlock) => {}
             }

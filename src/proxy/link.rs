@@ -1,34 +1,25 @@
 //! A proxied link's state ([`Link`]: its two ends as far as they are
-//! known, byte counters, its gates (`gate.rs`), how it closed), the table
-//! of live links, and the full names learnt from handshakes, so that a
-//! host pattern (`*@host`) matches a node from the first byte of its next
-//! link.
+//! known, byte counters, its gates (`gate.rs`), which sources have closed
+//! and how it closed). The table of live links is `table.rs`.
 
-use std::collections::{BTreeMap, HashMap};
 use std::net::{Shutdown, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
 
-use super::gate::Gates;
+pub use super::gate::Direction;
+use super::gate::{Admission, Gates};
+
 use crate::base::sync::lock;
 use crate::partition::names::Host;
-use crate::partition::{NodeName, PartitionSet, Shaping};
+use crate::partition::{Faults, NodeName, PartitionSet, Shaping};
 
-/// The two directions of a link.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Direction {
-    /// From the node that connected (the initiator) to the node it asked for.
-    Up = 0,
-    /// From the node asked for back to the initiator.
-    Down = 1,
-}
-
-impl Direction {
-    pub fn index(self) -> usize {
-        self as usize
-    }
-}
+/// A direction's source is still open.
+const RUNNING: u8 = 0;
+/// Its source has closed; the close waits behind queued bytes.
+const ENDED: u8 = 1;
+/// Its source has closed and a cut held the close.
+const ENDED_IN_CUT: u8 = 2;
 
 /// How an end of a link was learnt when its handshake did not name it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -82,9 +73,9 @@ pub struct Link {
     closed: AtomicBool,
     /// Directions that have finished (2 = link gone).
     finished: AtomicU8,
-    /// Directions whose source has closed, the close not yet passed on
-    /// (held by a cut or queued behind delayed bytes).
-    ended: [AtomicBool; 2],
+    /// Per direction: `RUNNING`, or its source has closed (`ENDED`; under
+    /// a cut `ENDED_IN_CUT`), whether or not the close was passed on.
+    ended: [AtomicU8; 2],
     close_reason: Mutex<Option<String>>,
     client: TcpStream,
     upstream: TcpStream,
@@ -120,7 +111,7 @@ impl Link {
             gates: Gates::default(),
             closed: AtomicBool::new(false),
             finished: AtomicU8::new(0),
-            ended: Default::default(),
+            ended: [AtomicU8::new(RUNNING), AtomicU8::new(RUNNING)],
             close_reason: Mutex::new(None),
             client,
             upstream,
@@ -180,20 +171,22 @@ impl Link {
         true
     }
 
-    /// What decides, before every write, whether a direction may carry
-    /// bytes (see `gate.rs`).
-    pub fn gates(&self) -> &Gates {
-        &self.gates
-    }
-
     /// Counts bytes written in `direction`.
     pub fn count(&self, direction: Direction, bytes: usize) {
         self.bytes[direction.index()].fetch_add(bytes as u64, Ordering::Relaxed);
     }
 
-    /// The source of `direction` has closed; the close waits to be passed on.
-    pub fn mark_ended(&self, direction: Direction) {
-        self.ended[direction.index()].store(true, Ordering::Relaxed);
+    /// The source of `direction` has closed; the close waits to be passed
+    /// on, held by a cut if `in_cut`.
+    pub fn mark_ended(&self, direction: Direction, in_cut: bool) {
+        let state = if in_cut { ENDED_IN_CUT } else { ENDED };
+        self.ended[direction.index()].fetch_max(state, Ordering::Relaxed);
+    }
+
+    /// What decides, before every write, whether a direction may carry
+    /// bytes (see `gate.rs`).
+    pub fn gates(&self) -> &Gates {
+        &self.gates
     }
 
     /// Called once per direction when it is done; true for the second.
@@ -228,11 +221,23 @@ impl Link {
     }
 
     /// Who has closed their side while the close waits to be passed on
-    /// (e.g. held by a cut), for `links`.
+    /// (e.g. held by a cut), for `links`: a node's name, or `both`.
     pub fn pending_close(&self) -> Option<String> {
-        let ended = |direction: Direction| self.ended[direction.index()].load(Ordering::Relaxed);
-        let (up, down) = (ended(Direction::Up), ended(Direction::Down));
-        match (up, down) {
+        self.closers(ENDED)
+    }
+
+    /// Why the link ends when a cut held a node's close: `closed by
+    /// <node> during the cut` (or `by both`), else `None`.
+    pub fn close_in_cut(&self) -> Option<String> {
+        let who = self.closers(ENDED_IN_CUT)?;
+        Some(format!("closed by {who} during the cut"))
+    }
+
+    /// The senders whose direction has reached `state` or beyond.
+    fn closers(&self, state: u8) -> Option<String> {
+        let ended =
+            |direction: Direction| self.ended[direction.index()].load(Ordering::Relaxed) >= state;
+        match (ended(Direction::Up), ended(Direction::Down)) {
             (false, false) => None,
             (true, false) => Some(self.initiator_label()),
             (false, true) => Some(self.target().to_string()),
@@ -272,6 +277,27 @@ impl Link {
     pub fn shaped_by(&self, faults: &PartitionSet, direction: Direction) -> Shaping {
         let (from, to) = self.ends(direction);
         faults.shaping(from, to)
+    }
+
+    /// True if `direction` may not carry bytes now: the faults hold it, or
+    /// stall it (see `gate.rs`).
+    pub fn blocked_by(&self, faults: &PartitionSet, direction: Direction) -> bool {
+        let held = self.held_by(faults, direction);
+        let other_held = self.held_by(faults, direction.opposite());
+        self.gates.blocked(direction, held, other_held)
+    }
+
+    /// Whether `direction` may carry bytes now; if so its gate, held for
+    /// one write (see [`Gates::try_admit`]).
+    pub fn try_admit(&self, faults: &Faults, direction: Direction) -> Admission<'_> {
+        let blocked = || self.blocked_by(&faults.read(), direction);
+        self.gates.try_admit(direction, self.is_closed(), blocked)
+    }
+
+    /// Waits for the write in progress in `direction`, up to `patience`;
+    /// false if it did not end (a receiver that does not read).
+    pub fn drain_gate(&self, direction: Direction, patience: std::time::Duration) -> bool {
+        self.gates.drain(direction, patience)
     }
 
     /// Who sends in `direction`, for log lines.
@@ -314,50 +340,5 @@ impl Link {
         lock(&self.close_reason)
             .clone()
             .unwrap_or_else(|| "closed".to_owned())
-    }
-}
-
-/// Every live link, by id.
-#[derive(Default)]
-pub struct LinkTable {
-    links: Mutex<BTreeMap<u64, Arc<Link>>>,
-    next_id: AtomicU64,
-}
-
-impl LinkTable {
-    /// A snapshot of the live links, oldest first.
-    pub fn snapshot(&self) -> Vec<Arc<Link>> {
-        lock(&self.links).values().cloned().collect()
-    }
-
-    pub fn insert(&self, link: Arc<Link>) {
-        lock(&self.links).insert(link.id, link);
-    }
-
-    pub fn remove(&self, id: u64) {
-        lock(&self.links).remove(&id);
-    }
-
-    pub fn next_id(&self) -> u64 {
-        self.next_id.fetch_add(1, Ordering::Relaxed) + 1
-    }
-}
-
-/// Full names read from handshakes, by registered name (`n1` → `n1@host`).
-#[derive(Default)]
-pub struct LearnedNames {
-    names: Mutex<HashMap<String, NodeName>>,
-}
-
-impl LearnedNames {
-    /// The full name of the node registered as `alive`, if a handshake
-    /// has shown it.
-    pub fn get(&self, alive: &str) -> Option<NodeName> {
-        lock(&self.names).get(alive).cloned()
-    }
-
-    /// Remembers `full` (its alive part is the key).
-    pub fn learn(&self, full: &NodeName) {
-        lock(&self.names).insert(full.alive.clone(), full.clone());
     }
 }

@@ -3,9 +3,11 @@
 //! node; the relay ([`relay`]) reads each side's name from the handshake
 //! ([`handshake`], pure) and runs two pumps ([`pump`]) that copy bytes
 //! while honouring the faults in force at each link's gates ([`gate`]).
-//! [`room::Proxy`] is the room's state; [`link::Link`] one link's.
+//! [`room::Proxy`] is the room's state; [`link::Link`] one link's,
+//! [`table`] the live ones.
 
 pub mod buffer;
+pub mod delivery;
 pub mod gate;
 pub mod handshake;
 pub mod link;
@@ -14,6 +16,7 @@ pub mod local_nodes;
 pub mod pump;
 pub mod relay;
 pub mod room;
+pub mod table;
 
 pub use listener::{PendingListener, Upstream};
 pub use room::{Proxy, ProxySettings};

@@ -3,20 +3,23 @@
 //! buffer; while the direction is delayed or throttled it reads with a
 //! timeout into a bounded queue of timestamped chunks and writes each when
 //! it is due, at the capped rate. Every write first passes the direction's
-//! gate ([`Link::admit`]): a cut holds bytes (the pump stops reading, so
-//! the sender feels backpressure), never drops them. End-of-stream and
-//! errors queue behind the data like a chunk: a FIN does not cross a cut.
+//! gate ([`Link::try_admit`]): a cut holds bytes, never drops them. A held
+//! direction keeps its chunk and reads ahead a little (at most
+//! [`HELD_READ_AHEAD`], then the sender feels backpressure), so that a
+//! node closing its socket behind held bytes shows (`closed_by=` in
+//! `links`) and the link can say, once the cut lifts, that the node
+//! closed it during the cut. End-of-stream and errors queue behind the
+//! data like a chunk: a FIN does not cross a cut.
 
 use std::collections::VecDeque;
-use std::io::{self, Read, Write};
-use std::net::{Shutdown, TcpStream};
+use std::io::{self, Read};
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use super::buffer::RelayBuffer;
 use super::link::{Direction, Link};
 use super::room::Proxy;
 use crate::base::rng::Rng;
-use crate::events::Event;
 use crate::partition::Shaping;
 
 /// How a direction's source ended.
@@ -39,24 +42,45 @@ fn queue_limit(shaping: &Shaping) -> usize {
 /// noticed even on a quiet link.
 const SHAPED_READ_TICK: Duration = Duration::from_millis(250);
 
+/// Bytes a held direction reads ahead of what it holds (queued, delivered
+/// in order once the cut lifts) while it watches its source for a close.
+pub const HELD_READ_AHEAD: usize = 64 * 1024;
+
+/// How often a held direction looks at its source; a fault change wakes
+/// it at once.
+const HELD_POLL: Duration = Duration::from_millis(100);
+
+/// Longest a held direction whose source has ended sleeps before it looks
+/// at the faults again, should a wake-up ever be missed.
+const HELD_RECHECK: Duration = Duration::from_secs(5);
+
+/// What became of a write.
+pub enum Delivery {
+    Done,
+    /// A fault holds the direction; this many bytes were written first.
+    Held(usize),
+    /// The link closed, or the write failed (and closed it).
+    Failed,
+}
+
 /// One direction of a link: reads from `source`, writes to `sink`.
 pub struct Pump<'a> {
-    proxy: &'a Proxy,
-    link: &'a Link,
-    direction: Direction,
-    source: &'a TcpStream,
-    sink: &'a TcpStream,
-    buffer: RelayBuffer,
+    pub(super) proxy: &'a Proxy,
+    pub(super) link: &'a Link,
+    pub(super) direction: Direction,
+    pub(super) source: &'a TcpStream,
+    pub(super) sink: &'a TcpStream,
+    pub(super) buffer: RelayBuffer,
     /// Chunks read while shaped, with the time each may be delivered.
-    queue: VecDeque<(Instant, Vec<u8>)>,
-    queued_bytes: usize,
-    end: Option<End>,
+    pub(super) queue: VecDeque<(Instant, Vec<u8>)>,
+    pub(super) queued_bytes: usize,
+    pub(super) end: Option<End>,
     /// Whether `source` has a read timeout set (shaped mode).
-    timed_reads: bool,
+    pub(super) timed_reads: bool,
     /// When a throttled direction may write next.
-    next_send: Instant,
+    pub(super) next_send: Instant,
     /// Jitter, drawn from the proxy's seed and the link's id.
-    random: Rng,
+    pub(super) random: Rng,
 }
 
 impl<'a> Pump<'a> {
@@ -97,7 +121,7 @@ impl<'a> Pump<'a> {
         }
         self.end = end;
         while !self.link.is_closed() && self.step() {}
-        retire(self.proxy, self.link);
+        self.proxy.retire(self.link);
     }
 
     fn shaping(&self) -> Shaping {
@@ -109,23 +133,34 @@ impl<'a> Pump<'a> {
     fn step(&mut self) -> bool {
         let shaping = self.shaping();
         let now = Instant::now();
-        if let Some(&(due, _)) = self.queue.front() {
-            if due <= now {
-                let Some((_, chunk)) = self.queue.pop_front() else {
-                    return true;
-                };
-                self.queued_bytes -= chunk.len();
-                return self.deliver(&chunk, &shaping);
+        let due = self.queue.front().is_some_and(|&(due, _)| due <= now);
+        if due || self.end.is_some() {
+            // The sender sent: a pending reset resets it, held or not.
+            if self.link.gates().reset_pending() {
+                self.reset_sender();
+                return false;
+            }
+            // Read before looking, so that no fault change is missed.
+            let seen = self.proxy.faults.changes().generation();
+            if self.is_held() {
+                self.while_held(seen, &shaping);
+                return true;
             }
         }
+        if due {
+            let Some((due, chunk)) = self.queue.pop_front() else {
+                return true;
+            };
+            self.queued_bytes -= chunk.len();
+            return self.deliver_chunk(due, chunk, &shaping);
+        }
         if self.end.is_some() {
-            self.link.mark_ended(self.direction);
+            self.link.mark_ended(self.direction, false);
             if let Some(&(due, _)) = self.queue.front() {
                 self.sleep_until(due);
                 return true;
             }
-            self.pass_end();
-            return false;
+            return !self.pass_end();
         }
         if shaping.is_none() && self.queue.is_empty() {
             return self.copy_directly();
@@ -139,11 +174,53 @@ impl<'a> Pump<'a> {
         let wait = self.queue.front().map_or(SHAPED_READ_TICK, |&(due, _)| {
             due.saturating_duration_since(now)
         });
-        self.read_shaped(
-            wait.clamp(Duration::from_millis(1), SHAPED_READ_TICK),
-            &shaping,
-        );
+        let wait = wait.clamp(Duration::from_millis(1), SHAPED_READ_TICK);
+        self.read_ahead(wait, &shaping, queue_limit(&shaping));
         true
+    }
+
+    /// True if a fault holds this direction now, or stalls it (see
+    /// `gate.rs`).
+    fn is_held(&self) -> bool {
+        self.link
+            .blocked_by(&self.proxy.faults.read(), self.direction)
+    }
+
+    /// Held, with bytes or an end to pass on: waits for a fault change
+    /// (seen after `seen`), and meanwhile reads ahead a little, so that a
+    /// source that closes behind the held bytes is seen to have closed.
+    fn while_held(&mut self, seen: u64, shaping: &Shaping) {
+        let changes = self.proxy.faults.changes();
+        if self.end.is_some() {
+            self.link.mark_ended(self.direction, true);
+            changes.wait_past(seen, HELD_RECHECK);
+            return;
+        }
+        changes.wait_past(seen, HELD_POLL);
+        if changes.generation() == seen && self.queued_bytes < HELD_READ_AHEAD {
+            self.read_ahead(Duration::from_millis(1), shaping, HELD_READ_AHEAD);
+        }
+    }
+
+    /// Delivers a queued chunk; what a hold leaves of it goes back to the
+    /// front of the queue. False when the direction is done.
+    fn deliver_chunk(&mut self, due: Instant, chunk: Vec<u8>, shaping: &Shaping) -> bool {
+        match self.deliver(&chunk, shaping) {
+            Delivery::Done => true,
+            Delivery::Failed => false,
+            Delivery::Held(written) => {
+                self.hold_back(due, &chunk, written);
+                true
+            }
+        }
+    }
+
+    /// Puts what a hold left of `data` (all but its first `written` bytes)
+    /// at the front of the queue, to go first when the cut lifts.
+    fn hold_back(&mut self, due: Instant, data: &[u8], written: usize) {
+        let rest = data.get(written..).map(<[u8]>::to_vec).unwrap_or_default();
+        self.queued_bytes += rest.len();
+        self.queue.push_front((due, rest));
     }
 
     /// The unshaped path: one blocking read, written at once.
@@ -165,10 +242,14 @@ impl<'a> Pump<'a> {
                     return true;
                 }
                 let buffer = std::mem::take(&mut self.buffer);
-                let delivered = self.deliver(buffer.filled(n), &Shaping::default());
+                let data = buffer.filled(n);
+                let delivery = self.deliver(data, &Shaping::default());
+                if let Delivery::Held(written) = delivery {
+                    self.hold_back(Instant::now(), data, written);
+                }
                 self.buffer = buffer;
                 self.buffer.adapt(n);
-                return delivered;
+                return !matches!(delivery, Delivery::Failed);
             }
             Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
             Err(err) => self.end = Some(End::Error(err.to_string())),
@@ -176,14 +257,15 @@ impl<'a> Pump<'a> {
         true
     }
 
-    /// The shaped path: a read bounded by `wait`, queued for later.
-    fn read_shaped(&mut self, wait: Duration, shaping: &Shaping) {
+    /// The shaped (and held) path: a read bounded by `wait`, queued for
+    /// later, while the queue holds less than `limit`.
+    fn read_ahead(&mut self, wait: Duration, shaping: &Shaping, limit: usize) {
         if self.source.set_read_timeout(Some(wait)).is_ok() {
             self.timed_reads = true;
         }
         // No more than the queue has room for: the buffer may have grown
         // to 1 MiB, and a throttled sender must feel the queue's limit.
-        let room = queue_limit(shaping).saturating_sub(self.queued_bytes);
+        let room = limit.saturating_sub(self.queued_bytes);
         match self.source.read(self.buffer.space_at_most(room)) {
             Ok(0) => self.end = Some(End::Eof),
             Ok(n) => {
@@ -220,83 +302,8 @@ impl<'a> Pump<'a> {
         self.queue.push_back((due, chunk));
     }
 
-    /// Writes `data` once the direction is open, at the capped rate if any.
-    /// False if the link closed or the write failed.
-    fn deliver(&mut self, data: &[u8], shaping: &Shaping) -> bool {
-        let mut rest = data;
-        while !rest.is_empty() {
-            let slice_len = match shaping.rate {
-                // a twentieth of a second of traffic per write
-                Some(rate) => ((rate.bytes_per_second() / 20.0) as usize)
-                    .clamp(1, 64 * 1024)
-                    .min(rest.len()),
-                None => rest.len(),
-            };
-            if shaping.rate.is_some() {
-                self.sleep_until(self.next_send);
-            }
-            let (slice, remaining) = rest.split_at(slice_len);
-            let Some(gate) = self.link.admit(&self.proxy.faults, self.direction) else {
-                if self.link.gates().reset_pending() {
-                    self.reset_sender();
-                }
-                return false;
-            };
-            if let Err(err) = self.sink.write_all(slice) {
-                drop(gate);
-                // The receiver is gone. Its own direction learns so when it
-                // reads (EOF or reset) and passes that on behind the bytes
-                // already on their way, as a real queue would; this one ends.
-                let receiver = self.link.receiver(self.direction);
-                self.link
-                    .record_reason(&format!("write to {receiver} failed: {err}"));
-                return false;
-            }
-            self.link.count(self.direction, slice.len());
-            drop(gate);
-            if let Some(rate) = shaping.rate {
-                let cost = Duration::from_secs_f64(slice.len() as f64 / rate.bytes_per_second());
-                self.next_send = self.next_send.max(Instant::now()) + cost;
-            }
-            rest = remaining;
-        }
-        true
-    }
-
-    /// A `reset` is pending and the sender sends: it is reset (its
-    /// connection closed), and its bytes go nowhere. The other end is reset
-    /// when it sends in turn.
-    fn reset_sender(&self) {
-        let sender = self.link.sender(self.direction);
-        self.link.record_reason("reset by control");
-        crate::log_info!("link {}: reset {sender} as it sent", self.link.id);
-        let _ = self.source.shutdown(Shutdown::Both);
-    }
-
-    /// Passes the source's end on once the direction is open: a FIN as a
-    /// FIN (the other direction may go on), an error by closing the link.
-    fn pass_end(&mut self) {
-        let Some(gate) = self.link.admit(&self.proxy.faults, self.direction) else {
-            return;
-        };
-        match self.end.take() {
-            Some(End::Error(err)) => {
-                drop(gate);
-                self.link.close(&format!(
-                    "read from {} failed: {err}",
-                    self.link.sender(self.direction)
-                ));
-            }
-            _ => {
-                let _ = self.sink.shutdown(Shutdown::Write);
-                self.link
-                    .record_reason(&format!("{} closed", self.link.sender(self.direction)));
-            }
-        }
-    }
-
     /// Sleeps until `when`, waking early if the link closes.
-    fn sleep_until(&self, when: Instant) {
+    pub(super) fn sleep_until(&self, when: Instant) {
         loop {
             let changes = self.proxy.faults.changes();
             let seen = changes.generation();
@@ -307,24 +314,4 @@ impl<'a> Pump<'a> {
             changes.wait_past(seen, when - now);
         }
     }
-}
-
-/// Called once per direction when it is done; the second call retires the
-/// link: closed, out of the table, and one `link-close` event.
-pub fn retire(proxy: &Proxy, link: &Link) {
-    if link.finish_direction() {
-        link.close("closed");
-        proxy.links.remove(link.id);
-        proxy.events.publish(&Event::LinkClose {
-            id: link.id,
-            from: link.initiator_label(),
-            to: link.target().to_string(),
-            up: link.bytes(Direction::Up),
-            down: link.bytes(Direction::Down),
-            reason: link.reason(),
-        });
-    }
-    // The other direction may be waiting on a cut or a delay; let it look
-    // again (it sees the link closed, or goes on).
-    proxy.faults.changes().bump();
 }

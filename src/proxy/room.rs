@@ -3,16 +3,18 @@
 //! connection, the seed delayed chunks draw their jitter from, and the
 //! handles it was given — the faults (read per chunk) and the event
 //! stream. Also what the control room asks of the links as a whole: wait
-//! for writes in progress after a cut, close the links a `reset` names.
+//! for writes in progress after a cut, close the links a `reset` names;
+//! and `retire`, a link's end.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::link::{Direction, LearnedNames, Link, LinkTable};
+use super::link::{Direction, Link};
 use super::local_nodes::LocalNodes;
+use super::table::{LearnedNames, LinkTable};
 use crate::base::rng::Rng;
-use crate::events::Events;
+use crate::events::{Event, Events};
 use crate::partition::names::Host;
 use crate::partition::rules::Islands;
 use crate::partition::set::crosses;
@@ -125,6 +127,27 @@ impl Proxy {
             }
         }
         stuck
+    }
+
+    /// Called once per direction of `link` when it is done; the second
+    /// call retires the link: closed, out of the table, and one
+    /// `link-close` event.
+    pub fn retire(&self, link: &Link) {
+        if link.finish_direction() {
+            link.close("closed");
+            self.links.remove(link.id);
+            self.events.publish(&Event::LinkClose {
+                id: link.id,
+                from: link.initiator_label(),
+                to: link.target().to_string(),
+                up: link.bytes(Direction::Up),
+                down: link.bytes(Direction::Down),
+                reason: link.reason(),
+            });
+        }
+        // The other direction may be waiting on a cut or a delay; let it
+        // look again (it sees the link closed, or goes on).
+        self.faults.changes().bump();
     }
 
     /// The live links a `reset` of `islands` concerns: both ends known, on

@@ -392,5 +392,6 @@ pub fn epmdpxy_ctl(at: Option<&str>, args: &[&str], input: &str) -> (i32, String
         Some(value) => command.env("EPMDPXY_AT", value),
         None => command.env_remove("EPMDPXY_AT"),
     };
+    command.env_remove("EPMDPXY_CONTROL");
     run_text(&mut command, input, CTL_TIMEOUT)
 }

@@ -179,12 +179,15 @@ impl Session {
 }
 
 /// `OK <n> nodes|faults|links|commands [...]` opens a multi-line answer
-/// (`status` adds `seed=...` and more after its count).
+/// (`status` adds `seed=...` and more after its count); one is singular
+/// (`OK 1 fault`).
 pub fn is_multi_line_header(line: &str) -> bool {
     let words: Vec<&str> = line.split(' ').collect();
     matches!(words.as_slice(), ["OK", count, kind, ..]
         if count.bytes().all(|b| b.is_ascii_digit())
-            && ["nodes", "faults", "links", "commands"].contains(kind))
+            && ["node", "fault", "link", "command"]
+                .iter()
+                .any(|noun| kind.strip_suffix('s').unwrap_or(kind) == *noun))
 }
 
 /// True for the `status` answer of a proxy with no fault in force.

@@ -13,6 +13,19 @@ use super::gate::Admission;
 use super::pump::{Delivery, End, Pump};
 use crate::partition::Shaping;
 
+/// Bytes a TCP segment carries besides its payload on an Ethernet link
+/// (Ethernet 14, IPv4 20, TCP with timestamps 32): a cap counts them, as a
+/// real shaper (`tc tbf`) does.
+const SEGMENT_OVERHEAD: f64 = 66.0;
+/// Payload per full segment (MSS at a 1500-byte MTU, with timestamps).
+const SEGMENT_PAYLOAD: f64 = 1448.0;
+
+/// What `payload` bytes weigh on the wire, headers included.
+fn wire_bytes(payload: usize) -> f64 {
+    let payload = payload as f64;
+    payload + (payload / SEGMENT_PAYLOAD).ceil() * SEGMENT_OVERHEAD
+}
+
 impl Pump<'_> {
     /// Writes `data` at the capped rate if any, while the direction is
     /// open; stops where a fault holds it.
@@ -41,17 +54,21 @@ impl Pump<'_> {
             };
             if let Err(err) = self.sink.write_all(slice) {
                 drop(gate);
-                // The receiver is gone. Its own direction learns so when it
-                // reads (EOF or reset) and passes that on behind the bytes
-                // already on their way, as a real queue would; this one ends.
+                // The receiver is gone. Its own direction passes that on
+                // behind the bytes already on their way (its queue), as a
+                // real queue would, and reads no more of what it sent: on
+                // a real wire those bytes die with it. This one ends.
                 let why = format!("write to {} failed: {err}", self.receiver());
                 self.link.record_reason(&self.close_reason(why));
+                self.link.receiver_gone(self.direction);
+                self.proxy.faults.changes().bump();
                 return Delivery::Failed;
             }
             self.link.count(self.direction, slice.len());
             drop(gate);
             if let Some(rate) = shaping.rate {
-                let cost = Duration::from_secs_f64(slice.len() as f64 / rate.bytes_per_second());
+                let cost =
+                    Duration::from_secs_f64(wire_bytes(slice.len()) / rate.bytes_per_second());
                 self.next_send = self.next_send.max(Instant::now()) + cost;
             }
             rest = remaining;

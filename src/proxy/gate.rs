@@ -4,9 +4,10 @@
 //!
 //! - **Held**: the faults in force hold the direction (a cut). The pump
 //!   waits at the gate and stops reading: backpressure, never loss.
-//! - **Stalled**: the *other* direction has been held for [`ACK_STALL`].
-//!   On a real network a one-way cut drops the cut side's ACKs too, so the
-//!   reverse direction stops about one retransmission timeout later; and
+//! - **Stalled**: the *other* direction is held, and this one's first
+//!   write since then is [`ACK_STALL`] old. On a real network a one-way
+//!   cut drops the cut side's ACKs too, so the reverse direction stops
+//!   one retransmission timeout after its first unacknowledged send; and
 //!   no close crosses a one-way cut either way while it lasts.
 //! - **Reset**: `reset` marks the link; each end is reset when it next
 //!   sends (as `iptables ... REJECT --reject-with tcp-reset` answers the
@@ -67,8 +68,10 @@ pub enum Admission<'l> {
 pub struct Gates {
     /// Held for the duration of one write.
     locks: [Mutex<()>; 2],
-    /// Since when each direction has been held (`None`: it is not).
-    held_since: [Mutex<Option<Instant>>; 2],
+    /// Per direction: when it first wrote while the other direction was
+    /// held — the send whose ACK never comes back (`None`: not since the
+    /// other direction was last open).
+    stall_from: [Mutex<Option<Instant>>; 2],
     /// A `reset` waits for each end's next send.
     reset: AtomicBool,
 }
@@ -84,36 +87,37 @@ impl Gates {
         self.reset.load(Ordering::SeqCst)
     }
 
-    /// Records whether `direction` is held now; returns since when it has
-    /// been (`None` when it is not).
-    fn note_held(&self, direction: Direction, held: bool) -> Option<Instant> {
-        let mut since = lock(&self.held_since[direction.index()]);
-        match (held, *since) {
-            (false, _) => *since = None,
-            (true, None) => *since = Some(Instant::now()),
-            (true, Some(_)) => {}
+    /// True if `direction` may not carry bytes now: `held` (the faults
+    /// hold it), or the other direction is held (`other_held`) and this
+    /// one's first write since then is [`ACK_STALL`] old — as TCP stops
+    /// one retransmission timeout after a send goes unacknowledged.
+    pub fn blocked(&self, direction: Direction, held: bool, other_held: bool) -> bool {
+        let mut stall_from = lock(&self.stall_from[direction.index()]);
+        if !other_held {
+            *stall_from = None;
         }
-        *since
+        held || stall_from.is_some_and(|first| first.elapsed() >= ACK_STALL)
     }
 
-    /// True if `direction` may not carry bytes now: `held` (the faults
-    /// hold it), or the faults have held the other direction (`other_held`
-    /// now) for [`ACK_STALL`]. Remembers since when each is held.
-    pub fn blocked(&self, direction: Direction, held: bool, other_held: bool) -> bool {
-        let held = self.note_held(direction, held);
-        let other = self.note_held(direction.opposite(), other_held);
-        held.is_some() || other.is_some_and(|since| since.elapsed() >= ACK_STALL)
+    /// A write in `direction` is about to go out: if the other direction
+    /// is held, its ACK will never come back, and the stall clock starts.
+    fn note_write(&self, direction: Direction, other_held: bool) {
+        let mut stall_from = lock(&self.stall_from[direction.index()]);
+        if other_held && stall_from.is_none() {
+            *stall_from = Some(Instant::now());
+        }
     }
 
     /// Whether `direction` may carry bytes now; if so its gate, to be held
-    /// for the duration of one write. `closed`: the link is; `blocked`
-    /// answers under the gate (see [`Gates::blocked`]). A blocked direction
-    /// does not wait here: its pump goes on watching its source.
+    /// for the duration of one write. `closed`: the link is; `held` answers,
+    /// under the gate, whether the faults hold (this direction, the other).
+    /// A blocked direction does not wait here: its pump goes on watching
+    /// its source.
     pub fn try_admit(
         &self,
         direction: Direction,
         closed: bool,
-        blocked: impl FnOnce() -> bool,
+        held: impl FnOnce() -> (bool, bool),
     ) -> Admission<'_> {
         if closed {
             return Admission::Closed;
@@ -122,9 +126,11 @@ impl Gates {
             return Admission::Reset;
         }
         let gate = lock(&self.locks[direction.index()]);
-        if blocked() {
+        let (this, other) = held();
+        if self.blocked(direction, this, other) {
             return Admission::Held;
         }
+        self.note_write(direction, other);
         Admission::Open(gate)
     }
 

@@ -77,6 +77,8 @@ pub struct Link {
     /// a cut `ENDED_IN_CUT`), whether or not the close was passed on.
     ended: [AtomicU8; 2],
     close_reason: Mutex<Option<String>>,
+    /// Per direction: a write to its receiver failed (that node is gone).
+    receiver_gone: [AtomicBool; 2],
     client: TcpStream,
     upstream: TcpStream,
 }
@@ -113,6 +115,7 @@ impl Link {
             finished: AtomicU8::new(0),
             ended: [AtomicU8::new(RUNNING), AtomicU8::new(RUNNING)],
             close_reason: Mutex::new(None),
+            receiver_gone: Default::default(),
             client,
             upstream,
         }
@@ -187,6 +190,17 @@ impl Link {
     /// bytes (see `gate.rs`).
     pub fn gates(&self) -> &Gates {
         &self.gates
+    }
+
+    /// A write in `direction` failed: its receiver is gone.
+    pub fn receiver_gone(&self, direction: Direction) {
+        self.receiver_gone[direction.index()].store(true, Ordering::SeqCst);
+    }
+
+    /// True if the node sending in `direction` is gone (a write to it, in
+    /// the other direction, failed).
+    pub fn sender_gone(&self, direction: Direction) -> bool {
+        self.receiver_gone[direction.opposite().index()].load(Ordering::SeqCst)
     }
 
     /// Called once per direction when it is done; true for the second.
@@ -290,8 +304,12 @@ impl Link {
     /// Whether `direction` may carry bytes now; if so its gate, held for
     /// one write (see [`Gates::try_admit`]).
     pub fn try_admit(&self, faults: &Faults, direction: Direction) -> Admission<'_> {
-        let blocked = || self.blocked_by(&faults.read(), direction);
-        self.gates.try_admit(direction, self.is_closed(), blocked)
+        let held = || {
+            let faults = faults.read();
+            let this = self.held_by(&faults, direction);
+            (this, self.held_by(&faults, direction.opposite()))
+        };
+        self.gates.try_admit(direction, self.is_closed(), held)
     }
 
     /// Waits for the write in progress in `direction`, up to `patience`;

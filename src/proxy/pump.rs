@@ -131,6 +131,13 @@ impl<'a> Pump<'a> {
 
     /// Does one unit of work; false when this direction is done.
     fn step(&mut self) -> bool {
+        if self.end.is_none() && self.link.sender_gone(self.direction) {
+            // Its sender is gone (the other direction's write to it
+            // failed): what it sent and the proxy did not read yet dies
+            // with it; the queue goes out, then the close.
+            let why = format!("{} is gone", self.link.sender(self.direction));
+            self.end = Some(End::Error(why));
+        }
         let shaping = self.shaping();
         let now = Instant::now();
         let due = self.queue.front().is_some_and(|&(due, _)| due <= now);

@@ -288,9 +288,12 @@ fn half_close_keeps_the_other_direction_flowing() {
         ),
         "something crossed the cut: {during:?}"
     );
-    // Past the ACK stall (the cut is 300 ms old) the other direction is
-    // held too, as on a real network where the cut side's ACKs are lost:
-    // its bytes wait, and arrive after the fix.
+    // The other direction still carries the target's first bytes since
+    // the cut — whose ACK, on a real network, is lost with the cut side's
+    // packets — and stalls 200 ms later: its next bytes wait, and arrive
+    // after the fix.
+    carries(&mut link.target, &mut link.initiator, b"first");
+    thread::sleep(Duration::from_millis(300));
     link.target.write_all(b"stalled").expect("write back");
     link.initiator
         .set_read_timeout(Some(Duration::from_millis(300)))

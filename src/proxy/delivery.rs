@@ -30,6 +30,9 @@ impl Pump<'_> {
     /// Writes `data` at the capped rate if any, while the direction is
     /// open; stops where a fault holds it.
     pub(super) fn deliver(&mut self, data: &[u8], shaping: &Shaping) -> Delivery {
+        if self.discarding {
+            return Delivery::Done;
+        }
         let mut rest = data;
         while !rest.is_empty() {
             let slice_len = match shaping.rate {
@@ -57,12 +60,17 @@ impl Pump<'_> {
                 // The receiver is gone. Its own direction passes that on
                 // behind the bytes already on their way (its queue), as a
                 // real queue would, and reads no more of what it sent: on
-                // a real wire those bytes die with it. This one ends.
+                // a real wire those bytes die with it. This one goes on
+                // reading its source and drops what it reads, until the
+                // source ends (by its own timeout, if nothing tells it).
                 let why = format!("write to {} failed: {err}", self.receiver());
                 self.link.record_reason(&self.close_reason(why));
                 self.link.receiver_gone(self.direction);
                 self.proxy.faults.changes().bump();
-                return Delivery::Failed;
+                self.discarding = true;
+                self.queue.clear();
+                self.queued_bytes = 0;
+                return Delivery::Done;
             }
             self.link.count(self.direction, slice.len());
             drop(gate);
@@ -80,6 +88,18 @@ impl Pump<'_> {
     /// (the other direction may go on), an error by closing the link.
     /// False while a fault holds it.
     pub(super) fn pass_end(&mut self) -> bool {
+        if self.discarding {
+            // Nothing to pass on to a receiver that is gone.
+            return true;
+        }
+        if self.close_lost {
+            crate::log_info!(
+                "link {}: {} is gone; its reset is lost in the full queue",
+                self.link.id,
+                self.sender()
+            );
+            return true;
+        }
         let gate = match self.link.try_admit(&self.proxy.faults, self.direction) {
             Admission::Open(gate) => gate,
             Admission::Held => return false,

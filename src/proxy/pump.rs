@@ -81,6 +81,13 @@ pub struct Pump<'a> {
     pub(super) next_send: Instant,
     /// Jitter, drawn from the proxy's seed and the link's id.
     pub(super) random: Rng,
+    /// The receiver is gone: what the source sends is read and dropped,
+    /// as a gone host's packets are, until the source ends.
+    pub(super) discarding: bool,
+    /// The sender is gone while this direction's shaped queue was full:
+    /// its reset is lost with the packets the full queue drops, and the
+    /// receiver finds out by its own tick.
+    pub(super) close_lost: bool,
 }
 
 impl<'a> Pump<'a> {
@@ -109,6 +116,8 @@ impl<'a> Pump<'a> {
             timed_reads: false,
             next_send: Instant::now(),
             random: proxy.jitter_rng(link.id, direction),
+            discarding: false,
+            close_lost: false,
         }
     }
 
@@ -131,14 +140,16 @@ impl<'a> Pump<'a> {
 
     /// Does one unit of work; false when this direction is done.
     fn step(&mut self) -> bool {
+        let shaping = self.shaping();
         if self.end.is_none() && self.link.sender_gone(self.direction) {
             // Its sender is gone (the other direction's write to it
             // failed): what it sent and the proxy did not read yet dies
-            // with it; the queue goes out, then the close.
+            // with it; the queue goes out, then the close — unless the
+            // queue is a full shaped one, which drops the reset too.
             let why = format!("{} is gone", self.link.sender(self.direction));
             self.end = Some(End::Error(why));
+            self.close_lost = shaping.rate.is_some() && self.queued_bytes >= queue_limit(&shaping);
         }
-        let shaping = self.shaping();
         let now = Instant::now();
         let due = self.queue.front().is_some_and(|&(due, _)| due <= now);
         if due || self.end.is_some() {

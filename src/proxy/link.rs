@@ -200,7 +200,8 @@ impl Link {
     /// True if the node sending in `direction` is gone (a write to it, in
     /// the other direction, failed).
     pub fn sender_gone(&self, direction: Direction) -> bool {
-        self.receiver_gone[direction.opposite().index()].load(Ordering::SeqCst)
+        let direction = direction.opposite();
+        self.receiver_gone[direction.index()].load(Ordering::SeqCst)
     }
 
     /// Called once per direction when it is done; true for the second.

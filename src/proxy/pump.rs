@@ -197,6 +197,12 @@ impl<'a> Pump<'a> {
         true
     }
 
+    /// True if this direction is a shaped queue running full (at least
+    /// half its limit): a bottleneck that drops what comes behind it.
+    fn saturated(&self, shaping: &Shaping) -> bool {
+        shaping.rate.is_some() && self.queued_bytes >= queue_limit(shaping) / 2
+    }
+
     /// True if a fault holds this direction now, or stalls it (see
     /// `gate.rs`).
     fn is_held(&self) -> bool {
@@ -285,7 +291,11 @@ impl<'a> Pump<'a> {
         // to 1 MiB, and a throttled sender must feel the queue's limit.
         let room = limit.saturating_sub(self.queued_bytes);
         match self.source.read(self.buffer.space_at_most(room)) {
-            Ok(0) => self.end = Some(End::Eof),
+            Ok(0) => {
+                // A close behind a saturated shaped queue is dropped with it.
+                self.close_lost = self.saturated(shaping);
+                self.end = Some(End::Eof);
+            }
             Ok(n) => {
                 let chunk = self.buffer.filled(n).to_vec();
                 self.buffer.adapt(n);
@@ -297,7 +307,10 @@ impl<'a> Pump<'a> {
                     io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
                 ) => {}
             Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-            Err(err) => self.end = Some(End::Error(err.to_string())),
+            Err(err) => {
+                self.close_lost = self.saturated(shaping);
+                self.end = Some(End::Error(err.to_string()));
+            }
         }
     }
 

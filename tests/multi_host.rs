@@ -26,9 +26,10 @@ mod common;
 
 use std::net::TcpListener;
 use std::os::unix::fs::MetadataExt;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
+use common::netns;
 use common::process::{run, run_text, Daemon};
 use common::proxy::{epmdpxy_ctl, EPMDPXY};
 use common::{check_views, require_erl, wait_until, wait_until_ok, ErlNode, Proxy};
@@ -231,7 +232,7 @@ impl Network {
     /// Builds the switch and the hosts. Err if this machine cannot (no
     /// namespaces, no bridge or veth support): the caller skips or fails.
     fn build() -> Result<Network, String> {
-        remove_stale_namespaces();
+        netns::remove_stale_namespaces(NETNS_PREFIX);
         let mut net = Network {
             prefix: format!("{NETNS_PREFIX}{}-", std::process::id()),
             created: Vec::new(),
@@ -265,36 +266,7 @@ impl Network {
 
 impl Drop for Network {
     fn drop(&mut self) {
-        // Deleting a namespace destroys its interfaces (and so the veth
-        // pairs and the bridge).
-        for name in self.created.iter().rev() {
-            let _ = Command::new("ip")
-                .args(["netns", "del", name])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
-        }
-    }
-}
-
-/// Deletes namespaces left by runs whose process is gone (a run killed
-/// with SIGKILL cannot clean up after itself).
-fn remove_stale_namespaces() {
-    let Ok(output) = Command::new("ip").args(["netns", "list"]).output() else {
-        return;
-    };
-    for line in String::from_utf8_lossy(&output.stdout).lines() {
-        let name = line.split_whitespace().next().unwrap_or("");
-        let Some(rest) = name.strip_prefix(NETNS_PREFIX) else {
-            continue;
-        };
-        let pid = rest.split('-').next().unwrap_or("");
-        if !pid.is_empty()
-            && pid.chars().all(|c| c.is_ascii_digit())
-            && !std::path::Path::new(&format!("/proc/{pid}")).exists()
-        {
-            let _ = Command::new("ip").args(["netns", "del", name]).status();
-        }
+        netns::delete_namespaces(&self.created);
     }
 }
 

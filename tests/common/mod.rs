@@ -21,6 +21,7 @@
 pub mod epmd;
 pub mod erl;
 pub mod fake;
+pub mod netns;
 pub mod process;
 pub mod procfs;
 pub mod proxy;

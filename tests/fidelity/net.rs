@@ -16,10 +16,11 @@
 //! PID and a clock value, so a crashed run cannot break the next one, and
 //! the next run deletes what a killed run left behind.
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::thread;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::common::netns;
 use crate::common::process::run;
 
 /// Hosts 1..=HOSTS.
@@ -63,7 +64,7 @@ impl Network {
     /// Builds the bridge and the hosts. Err if this machine cannot (no
     /// namespaces, bridges or veth pairs): the caller fails or skips.
     pub fn build() -> Result<Network, String> {
-        remove_stale_namespaces();
+        netns::remove_stale_namespaces(NETNS_PREFIX);
         let clock = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.subsec_nanos())
@@ -188,39 +189,7 @@ impl Network {
 
 impl Drop for Network {
     fn drop(&mut self) {
-        // Deleting a namespace destroys its interfaces, rules and qdiscs.
-        for name in self.created.iter().rev() {
-            let _ = Command::new("ip")
-                .args(["netns", "del", name])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
-        }
-    }
-}
-
-/// Deletes namespaces left by runs whose process is gone (a run killed
-/// with SIGKILL cannot clean up after itself).
-fn remove_stale_namespaces() {
-    let Ok(output) = Command::new("ip").args(["netns", "list"]).output() else {
-        return;
-    };
-    for line in String::from_utf8_lossy(&output.stdout).lines() {
-        let name = line.split_whitespace().next().unwrap_or("");
-        let Some(rest) = name.strip_prefix(NETNS_PREFIX) else {
-            continue;
-        };
-        let pid = rest.split('-').next().unwrap_or("");
-        if !pid.is_empty()
-            && pid.chars().all(|c| c.is_ascii_digit())
-            && !std::path::Path::new(&format!("/proc/{pid}")).exists()
-        {
-            let _ = Command::new("ip")
-                .args(["netns", "del", name])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
-        }
+        netns::delete_namespaces(&self.created);
     }
 }
 

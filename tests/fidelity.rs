@@ -74,6 +74,10 @@ fn skip_or_fail(why: &str) {
     eprintln!("SKIPPED: the fidelity test: {why}");
 }
 
+/// Pairs of runs (REAL, then epmdpxy) a scenario gets before a difference
+/// counts (see the loop below).
+const ATTEMPTS: usize = 3;
+
 #[test]
 fn faults_through_epmdpxy_look_like_faults_on_the_wire() {
     if let Err(why) = can_run() {
@@ -96,20 +100,32 @@ fn faults_through_epmdpxy_look_like_faults_on_the_wire() {
             continue;
         }
         // REAL then PROXY, one scenario after the other, so both runs of a
-        // scenario see about the same load on the machine.
-        let [real, proxy] = [Mode::Real, Mode::Proxy].map(|mode| {
-            let run_started = Instant::now();
-            let mut cluster = Cluster::start(&net, mode);
-            let phases = (scenario.run)(&mut cluster);
-            eprintln!(
-                "{} {}: {:.1} s; {phases:?}",
-                mode.label(),
-                scenario.key,
-                run_started.elapsed().as_secs_f64()
-            );
-            phases
-        });
-        rows.extend(compare::rows(scenario, &real, &proxy));
+        // scenario see about the same load on the machine. OTP's `global`
+        // does not always answer the same fault alike, on the wire either
+        // (seen: a reset that left {f1}|{f2,f3} in four runs split the wire
+        // cluster 1+1+1 in a fifth), so a scenario gets up to ATTEMPTS
+        // pairs of runs and counts as matching when one pair matches.
+        let mut attempt_rows = Vec::new();
+        for attempt in 1..=ATTEMPTS {
+            let [real, proxy] = [Mode::Real, Mode::Proxy].map(|mode| {
+                let run_started = Instant::now();
+                let mut cluster = Cluster::start(&net, mode);
+                let phases = (scenario.run)(&mut cluster);
+                eprintln!(
+                    "{} {} (attempt {attempt}): {:.1} s; {phases:?}",
+                    mode.label(),
+                    scenario.key,
+                    run_started.elapsed().as_secs_f64()
+                );
+                phases
+            });
+            attempt_rows = compare::rows(scenario, &real, &proxy);
+            if attempt_rows.iter().all(|row| row.problems.is_empty()) {
+                break;
+            }
+            eprintln!("{} differs in attempt {attempt}", scenario.key);
+        }
+        rows.extend(attempt_rows);
     }
     net.clear_faults().expect("clearing the faults");
     println!(

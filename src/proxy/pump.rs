@@ -88,6 +88,12 @@ pub struct Pump<'a> {
     /// its reset is lost with the packets the full queue drops, and the
     /// receiver finds out by its own tick.
     pub(super) close_lost: bool,
+    /// The sender sends faster than the cap: its last read found at least
+    /// as much as there was room for, or the queue stood at its limit
+    /// (cleared by a read that finds nothing waiting, and by a hold).
+    /// The queue count alone cannot tell: it falls to nothing while the
+    /// chunk just taken from it is written out at the capped rate.
+    pub(super) backlogged: bool,
 }
 
 impl<'a> Pump<'a> {
@@ -118,6 +124,7 @@ impl<'a> Pump<'a> {
             random: proxy.jitter_rng(link.id, direction),
             discarding: false,
             close_lost: false,
+            backlogged: false,
         }
     }
 
@@ -148,7 +155,7 @@ impl<'a> Pump<'a> {
             // queue is a full shaped one, which drops the reset too.
             let why = format!("{} is gone", self.link.sender(self.direction));
             self.end = Some(End::Error(why));
-            self.close_lost = shaping.rate.is_some() && self.queued_bytes >= queue_limit(&shaping);
+            self.close_lost = self.saturated(&shaping);
         }
         let now = Instant::now();
         let due = self.queue.front().is_some_and(|&(due, _)| due <= now);
@@ -184,6 +191,7 @@ impl<'a> Pump<'a> {
             return self.copy_directly();
         }
         if self.queued_bytes >= queue_limit(&shaping) {
+            self.backlogged = true;
             if let Some(&(due, _)) = self.queue.front() {
                 self.sleep_until(due);
             }
@@ -197,10 +205,11 @@ impl<'a> Pump<'a> {
         true
     }
 
-    /// True if this direction is a shaped queue running full (at least
-    /// half its limit): a bottleneck that drops what comes behind it.
+    /// True if this direction is a shaped queue running full (its sender
+    /// keeps it at the cap, or it holds at least half its limit): a
+    /// bottleneck that drops what comes behind it.
     fn saturated(&self, shaping: &Shaping) -> bool {
-        shaping.rate.is_some() && self.queued_bytes >= queue_limit(shaping) / 2
+        shaping.rate.is_some() && (self.backlogged || self.queued_bytes >= queue_limit(shaping) / 2)
     }
 
     /// True if a fault holds this direction now, or stalls it (see
@@ -223,6 +232,10 @@ impl<'a> Pump<'a> {
         changes.wait_past(seen, HELD_POLL);
         if changes.generation() == seen && self.queued_bytes < HELD_READ_AHEAD {
             self.read_ahead(Duration::from_millis(1), shaping, HELD_READ_AHEAD);
+            // A cut, not the cap, stops the sender now: a close it held is
+            // delivered when the cut lifts, as TCP retransmits its FIN.
+            self.backlogged = false;
+            self.close_lost = false;
         }
     }
 
@@ -290,13 +303,18 @@ impl<'a> Pump<'a> {
         // No more than the queue has room for: the buffer may have grown
         // to 1 MiB, and a throttled sender must feel the queue's limit.
         let room = limit.saturating_sub(self.queued_bytes);
-        match self.source.read(self.buffer.space_at_most(room)) {
+        let space = self.buffer.space_at_most(room);
+        let offered = space.len();
+        match self.source.read(space) {
             Ok(0) => {
                 // A close behind a saturated shaped queue is dropped with it.
                 self.close_lost = self.saturated(shaping);
                 self.end = Some(End::Eof);
             }
             Ok(n) => {
+                if n == offered {
+                    self.backlogged = true;
+                }
                 let chunk = self.buffer.filled(n).to_vec();
                 self.buffer.adapt(n);
                 self.enqueue(chunk, shaping);
@@ -305,7 +323,10 @@ impl<'a> Pump<'a> {
                 if matches!(
                     err.kind(),
                     io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) => {}
+                ) =>
+            {
+                self.backlogged = false;
+            }
             Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
             Err(err) => {
                 self.close_lost = self.saturated(shaping);

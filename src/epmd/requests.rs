@@ -39,20 +39,22 @@ pub fn alive2(epmd: &Epmd, stream: TcpStream, info: NodeInfo, peer: IpAddr) {
     }
     let stream = Arc::new(stream);
     epmd.keep_alive_socket(registration.id, Arc::clone(&stream));
+    // Published before the reply: a watcher that starts once the node has
+    // its answer has seen the node-up already or will not see it at all.
+    epmd.events.publish(&Event::NodeUp {
+        name: name.clone(),
+        port: registration.info.port,
+        node_type: node_type_label(registration.info.node_type),
+        creation: registration.creation,
+        peer,
+    });
     if let Err(err) = (&*stream).write_all(&reply) {
         log_info!("node {name}: registration reply failed ({err}); unregistered");
     } else {
-        epmd.events.publish(&Event::NodeUp {
-            name: name.clone(),
-            port: registration.info.port,
-            node_type: node_type_label(registration.info.node_type),
-            creation: registration.creation,
-            peer,
-        });
         // Anything more on this socket — data, EOF, error — ends the registration.
         wait_for_anything(&stream);
-        epmd.events.publish(&Event::NodeDown { name });
     }
+    epmd.events.publish(&Event::NodeDown { name });
     epmd.take_alive_socket(registration.id);
     epmd.proxy.local_nodes.unregistered(registration.id);
     lock(&epmd.registry).unregister(registration.id);

@@ -1,8 +1,13 @@
 //! The `watch` event stream: a scenario's events arrive in order, causes
 //! before their effects, and every watcher gets the same lines.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
 use crate::common::proxy::Watch;
-use crate::common::{require_erl, NodeOptions, Proxy};
+use crate::common::{fake, require_erl, NodeOptions, Proxy};
 
 /// Finds `steps` in order in `lines`: each step is a set of substrings one
 /// line must contain. Err names the first step not found.
@@ -117,4 +122,43 @@ fn watch_streams_a_scenario_in_order_to_every_watcher() {
         seen_first, seen_second,
         "the two watchers saw different streams"
     );
+}
+
+/// A node-up is published before the node's ALIVE2 reply, so a watch
+/// opened once a node has its answer never shows that node coming up: the
+/// first event it shows is the next node's. (It raced when the event
+/// followed the reply: a matrix test once saw an earlier node's node-up.)
+/// Rounds of register, watch, register.
+const ROUNDS: usize = 300;
+
+#[test]
+fn a_watch_opened_after_a_registration_does_not_show_it() {
+    let proxy = Proxy::start(&[]);
+    // Busy threads make the proxy's threads wait for a core now and then,
+    // as on a loaded CI machine, where the race showed.
+    let stop = Arc::new(AtomicBool::new(false));
+    let spinners: Vec<_> = (0..4)
+        .map(|_| {
+            let stop = Arc::clone(&stop);
+            thread::spawn(move || while !stop.load(Ordering::Relaxed) {})
+        })
+        .collect();
+    let mut registrations = Vec::new();
+    for round in 0..ROUNDS {
+        let before = format!("before{round}");
+        let after = format!("after{round}");
+        registrations.push(fake::register(proxy.epmd_port, &before, 40_000));
+        let mut watch = Watch::open(&proxy);
+        registrations.push(fake::register(proxy.epmd_port, &after, 40_000));
+        let first = watch.next_line(Duration::from_secs(10));
+        assert!(
+            first.contains(" node-up ") && first.contains(&format!(" name={after} ")),
+            "round {round}: the first event after {before} registered and the \
+             watch opened is {first:?}"
+        );
+    }
+    stop.store(true, Ordering::Relaxed);
+    for spinner in spinners {
+        let _ = spinner.join();
+    }
 }

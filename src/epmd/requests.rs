@@ -54,10 +54,12 @@ pub fn alive2(epmd: &Epmd, stream: TcpStream, info: NodeInfo, peer: IpAddr) {
         // Anything more on this socket — data, EOF, error — ends the registration.
         wait_for_anything(&stream);
     }
-    epmd.events.publish(&Event::NodeDown { name });
     epmd.take_alive_socket(registration.id);
     epmd.proxy.local_nodes.unregistered(registration.id);
     lock(&epmd.registry).unregister(registration.id);
+    // Published once the node is gone, so that what a watcher draws on it
+    // (`watch matrix`) no longer shows the node.
+    epmd.events.publish(&Event::NodeDown { name });
     let _ = stream.shutdown(Shutdown::Both);
 }
 

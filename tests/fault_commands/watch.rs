@@ -124,25 +124,47 @@ fn watch_streams_a_scenario_in_order_to_every_watcher() {
     );
 }
 
+/// Rounds of the registration races below.
+const ROUNDS: usize = 300;
+
+/// Threads that keep every core busy while they live, so that the proxy's
+/// threads wait for a core now and then, as on a loaded CI machine (where
+/// the races below showed).
+struct Busy {
+    stop: Arc<AtomicBool>,
+    spinners: Vec<thread::JoinHandle<()>>,
+}
+
+impl Busy {
+    fn start() -> Busy {
+        let stop = Arc::new(AtomicBool::new(false));
+        let spinners = (0..4)
+            .map(|_| {
+                let stop = Arc::clone(&stop);
+                thread::spawn(move || while !stop.load(Ordering::Relaxed) {})
+            })
+            .collect();
+        Busy { stop, spinners }
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for spinner in self.spinners.drain(..) {
+            let _ = spinner.join();
+        }
+    }
+}
+
 /// A node-up is published before the node's ALIVE2 reply, so a watch
 /// opened once a node has its answer never shows that node coming up: the
 /// first event it shows is the next node's. (It raced when the event
 /// followed the reply: a matrix test once saw an earlier node's node-up.)
-/// Rounds of register, watch, register.
-const ROUNDS: usize = 300;
-
 #[test]
 fn a_watch_opened_after_a_registration_does_not_show_it() {
     let proxy = Proxy::start(&[]);
-    // Busy threads make the proxy's threads wait for a core now and then,
-    // as on a loaded CI machine, where the race showed.
-    let stop = Arc::new(AtomicBool::new(false));
-    let spinners: Vec<_> = (0..4)
-        .map(|_| {
-            let stop = Arc::clone(&stop);
-            thread::spawn(move || while !stop.load(Ordering::Relaxed) {})
-        })
-        .collect();
+    let _busy = Busy::start();
     let mut registrations = Vec::new();
     for round in 0..ROUNDS {
         let before = format!("before{round}");
@@ -157,8 +179,26 @@ fn a_watch_opened_after_a_registration_does_not_show_it() {
              watch opened is {first:?}"
         );
     }
-    stop.store(true, Ordering::Relaxed);
-    for spinner in spinners {
-        let _ = spinner.join();
+}
+
+/// A node-down is published once the node is unregistered, so whoever
+/// acts on it (a `watch matrix` redraw, a script asking `nodes`) no longer
+/// finds the node. (It raced when the event came first: a `watch matrix`
+/// redrawn on a node-down still counted the node.)
+#[test]
+fn a_node_down_is_published_once_the_node_is_gone() {
+    let proxy = Proxy::start(&[]);
+    let _busy = Busy::start();
+    let mut watch = Watch::open(&proxy);
+    for round in 0..ROUNDS {
+        let name = format!("leaver{round}");
+        let registration = fake::register(proxy.epmd_port, &name, 40_000);
+        drop(registration);
+        watch.wait_for(&["node-down", &format!("name={name}")]);
+        let nodes = proxy.ctl("nodes");
+        assert!(
+            !nodes.contains(&name),
+            "round {round}: after its node-down, `nodes` still lists {name}:\n{nodes}"
+        );
     }
 }

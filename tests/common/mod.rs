@@ -9,6 +9,7 @@
 //! - `fake`: sockets that play an Erlang node on the wire;
 //! - `process`: child processes, their output and their process groups;
 //! - `procfs`: what /proc says about listeners and processes;
+//! - `recorder`: what real nodes observe, recorded inside them;
 //! - `rng`: a seeded PRNG for generated inputs;
 //! - here: the gates for what a test needs, free ports, and polling.
 //!
@@ -25,6 +26,7 @@ pub mod netns;
 pub mod process;
 pub mod procfs;
 pub mod proxy;
+pub mod recorder;
 pub mod rng;
 pub mod tls;
 

@@ -4,21 +4,18 @@
 //! its prevention of overlapping partitions act as in a real cluster;
 //! `net_ticktime 2`, `net_setuptime 3`), and what the nodes observe.
 //!
-//! What a node observes is recorded *inside* it, by a process registered as
-//! `fidelity_rec` subscribed to `net_kernel:monitor_nodes(true,
-//! [nodedown_reason])`: every nodeup and `{nodedown, Node, Info}` with its
-//! reason, stamped with `os:system_time(millisecond)` (the clock of the
-//! test's `SystemTime`: one machine), so asking never changes what happens.
-//! Pings and bulk sends meant to run during a fault are spawned inside the
-//! node and note their results there too; the recorder also swallows the
-//! bulk messages it is sent.
+//! What a node observes is recorded *inside* it, by `common::recorder`:
+//! every nodeup and nodedown with its reason, pings and bulk sends, each
+//! stamped with the wall clock, so asking never changes what happens.
 
 use std::process::Command;
 use std::thread;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use crate::common::process::{run_text, Daemon};
 use crate::common::proxy::EPMDPXY;
+use crate::common::recorder;
+pub use crate::common::recorder::{now_ms, Seen};
 use crate::common::{wait_until, wait_until_ok, ErlNode};
 use crate::net::{address, Network, HOSTS};
 
@@ -57,43 +54,10 @@ impl Mode {
     }
 }
 
-/// Milliseconds since the Unix epoch: comparable with `os:system_time(millisecond)`.
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
 /// `f2@10.203.0.2` → `f2`: how the table names nodes.
 pub fn alias(full: &str) -> &str {
     full.split_once('@').map_or(full, |(alive, _)| alive)
 }
-
-/// One thing a node's recorder saw.
-#[derive(Clone, Debug)]
-pub struct Seen {
-    /// `up`, `down`, `ping`, `bulk` (a bulk message arrived), `sent`.
-    pub kind: String,
-    /// The peer's full name.
-    pub node: String,
-    /// nodedown reason, ping `{Result,Millis}`, bulk size, or `none`.
-    pub what: String,
-    /// Wall clock, ms since the epoch.
-    pub at_ms: i64,
-}
-
-/// The recorder, as one line for the node's driver.
-const RECORDER: &str = "register(fidelity_rec, spawn(fun() -> \
-    ok = net_kernel:monitor_nodes(true, [nodedown_reason]), \
-    Loop = fun Loop(Acc) -> receive \
-      {get, From} -> From ! {fidelity_rec, lists:reverse(Acc)}, Loop(Acc); \
-      {nodeup, N, _} -> Loop([{up, N, none, os:system_time(millisecond)} | Acc]); \
-      {nodedown, N, Info} -> Loop([{down, N, proplists:get_value(nodedown_reason, Info), os:system_time(millisecond)} | Acc]); \
-      {note, Kind, N, What, T} -> Loop([{Kind, N, What, T} | Acc]); \
-      {bulk, From, Bin} -> Loop([{bulk, From, byte_size(Bin), os:system_time(millisecond)} | Acc]); \
-      _ -> Loop(Acc) \
-    end end, Loop([]) end)), ok";
 
 /// The EPMDs and nodes of one run. Fields drop in order: nodes first, then
 /// the EPMDs they registered with.
@@ -136,12 +100,7 @@ impl<'n> Cluster<'n> {
                 "node() of {}",
                 node.short_name()
             );
-            assert_eq!(
-                node.eval(RECORDER),
-                "ok",
-                "recorder of {}",
-                node.short_name()
-            );
+            recorder::install(node);
         }
         Cluster {
             nodes,
@@ -203,56 +162,21 @@ impl<'n> Cluster<'n> {
 
     /// Everything the recorder of node `i` saw, oldest first.
     pub fn recorded(&mut self, i: usize) -> Vec<Seen> {
-        let node = &mut self.nodes[i];
-        let reply = node.eval(
-            "fidelity_rec ! {get, self()}, receive {fidelity_rec, Es} -> \
-             lists:flatten([io_lib:format(\"~s ~s ~0p ~b;\", [K, N, W, T]) || {K, N, W, T} <- Es]) \
-             after 5000 -> recorder_timeout end",
-        );
-        // An empty string prints as `[]`.
-        let text = match reply.as_str() {
-            "[]" => "",
-            _ => reply
-                .strip_prefix('"')
-                .and_then(|rest| rest.strip_suffix('"'))
-                .unwrap_or_else(|| panic!("recorder of {} answered {reply:?}", node.short_name())),
-        };
-        text.split(';')
-            .filter(|entry| !entry.trim().is_empty())
-            .map(|entry| {
-                let fields: Vec<&str> = entry.split(' ').collect();
-                assert_eq!(fields.len(), 4, "recorder entry {entry:?}");
-                Seen {
-                    kind: fields[0].to_owned(),
-                    node: fields[1].to_owned(),
-                    what: fields[2].to_owned(),
-                    at_ms: fields[3].parse().expect("recorder timestamp"),
-                }
-            })
-            .collect()
+        recorder::recorded(&mut self.nodes[i])
     }
 
     /// Spawns `net_adm:ping(to)` inside node `from`; its result lands in
     /// the recorder as `ping To {pong|pang,Millis}` stamped when it started.
     pub fn spawn_ping(&mut self, from: usize, to: usize) {
         let peer = self.name(to);
-        let reply = self.nodes[from].eval(&format!(
-            "spawn(fun() -> T0 = os:system_time(millisecond), R = net_adm:ping('{peer}'), \
-             fidelity_rec ! {{note, ping, '{peer}', {{R, os:system_time(millisecond) - T0}}, T0}} end), ok"
-        ));
-        assert_eq!(reply, "ok");
+        recorder::spawn_ping(&mut self.nodes[from], &peer);
     }
 
     /// Spawns, inside node `from`, the send of one message of `bytes` bytes
     /// to the recorder of node `to` (which swallows it and notes `bulk`).
     pub fn send_bulk(&mut self, from: usize, to: usize, bytes: usize) {
         let peer = self.name(to);
-        let reply = self.nodes[from].eval(&format!(
-            "spawn(fun() -> T0 = os:system_time(millisecond), \
-             {{fidelity_rec, '{peer}'}} ! {{bulk, node(), binary:copy(<<7>>, {bytes})}}, \
-             fidelity_rec ! {{note, sent, '{peer}', {bytes}, T0}} end), ok"
-        ));
-        assert_eq!(reply, "ok");
+        recorder::spawn_bulk_send(&mut self.nodes[from], &peer, bytes);
     }
 
     /// `epmdpxy ctl --at <every host's proxy> COMMAND`, run in host 1

@@ -26,11 +26,10 @@ mod common;
 
 use std::net::TcpListener;
 use std::os::unix::fs::MetadataExt;
-use std::process::Command;
 use std::time::Duration;
 
 use common::netns;
-use common::process::{run, run_text, Daemon};
+use common::process::{run_text, Daemon};
 use common::proxy::{epmdpxy_ctl, EPMDPXY};
 use common::{check_views, require_erl, wait_until, wait_until_ok, ErlNode, Proxy};
 
@@ -180,95 +179,23 @@ const CONVERGE_TIMEOUT: Duration = Duration::from_secs(30);
 const NODE_START_TIMEOUT: Duration = Duration::from_secs(40);
 
 fn host_address(host: usize) -> String {
-    format!("10.200.0.{host}")
+    format!("{SUBNET}.{host}")
 }
 
 fn control_at(host: usize) -> String {
     format!("{}:{CONTROL_PORT}", host_address(host))
 }
 
-/// Runs `ip ARGS`; Err carries its stderr.
-fn ip(args: &[&str]) -> Result<(), String> {
-    let output = run(Command::new("ip").args(args), "", Duration::from_secs(20));
-    if output.status.success() {
-        return Ok(());
-    }
-    Err(format!(
-        "`ip {}` failed: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&output.stderr).trim()
-    ))
-}
-
 /// Namespace names of one run start with this; the PID keeps parallel
 /// runs apart and lets a later run remove what a killed run left behind.
 const NETNS_PREFIX: &str = "epmdpxy-mh-";
 
+/// The hosts' subnet (a /24): host N is `<SUBNET>.N`.
+const SUBNET: &str = "10.200.0";
+
 /// The namespaces of one run; deleted on drop (every exit path). Declare it
 /// before the processes that run inside, so they are killed first.
-struct Network {
-    prefix: String,
-    created: Vec<String>,
-}
-
-impl Network {
-    fn name(&self, what: &str) -> String {
-        format!("{}{what}", self.prefix)
-    }
-
-    fn host(&self, host: usize) -> String {
-        self.name(&format!("h{host}"))
-    }
-
-    fn add(&mut self, what: &str) -> Result<String, String> {
-        let name = self.name(what);
-        ip(&["netns", "add", &name])?;
-        self.created.push(name.clone());
-        // Loopback is down in a fresh namespace; nodes register over it.
-        ip(&["-n", &name, "link", "set", "lo", "up"])?;
-        Ok(name)
-    }
-
-    /// Builds the switch and the hosts. Err if this machine cannot (no
-    /// namespaces, no bridge or veth support): the caller skips or fails.
-    fn build() -> Result<Network, String> {
-        netns::remove_stale_namespaces(NETNS_PREFIX);
-        let mut net = Network {
-            prefix: format!("{NETNS_PREFIX}{}-", std::process::id()),
-            created: Vec::new(),
-        };
-        let switch = net.add("sw")?;
-        ip(&["-n", &switch, "link", "add", "br0", "type", "bridge"])?;
-        ip(&["-n", &switch, "link", "set", "br0", "up"])?;
-        for host in 1..=HOSTS {
-            let ns = net.add(&format!("h{host}"))?;
-            let port = format!("p{host}");
-            ip(&[
-                "-n", &switch, "link", "add", &port, "type", "veth", "peer", "name", "eth0",
-                "netns", &ns,
-            ])?;
-            ip(&["-n", &switch, "link", "set", &port, "master", "br0"])?;
-            ip(&["-n", &switch, "link", "set", &port, "up"])?;
-            let address = format!("{}/24", host_address(host));
-            ip(&["-n", &ns, "addr", "add", &address, "dev", "eth0"])?;
-            ip(&["-n", &ns, "link", "set", "eth0", "up"])?;
-        }
-        Ok(net)
-    }
-
-    /// `ip netns exec HOST program args...`
-    fn exec(&self, host: usize, program: &str) -> Command {
-        let mut command = Command::new("ip");
-        command.args(["netns", "exec", &self.host(host), program]);
-        command
-    }
-}
-
-impl Drop for Network {
-    fn drop(&mut self) {
-        netns::delete_namespaces(&self.created);
-    }
-}
+type Network = netns::Bridged;
 
 /// Gate for the namespace test: true if it can run here. Without root or
 /// iproute2 (or where namespaces cannot be made) it prints why and returns
@@ -399,7 +326,7 @@ fn three_hosts_one_command_cuts_and_heals_the_cluster() {
     if let Err(why) = can_build_namespaces() {
         return skip_or_fail(&why);
     }
-    let net = match Network::build() {
+    let net = match Network::build(NETNS_PREFIX, SUBNET, HOSTS) {
         Ok(net) => net,
         Err(why) => return skip_or_fail(&why),
     };

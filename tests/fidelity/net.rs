@@ -12,13 +12,14 @@
 //! it resets; a slow link is an `htb` class for the one destination with a
 //! `tbf` under it (this kernel has no `prio` and no `netem`).
 //!
-//! `Network` owns the namespaces and deletes them on drop; names carry the
-//! PID and a clock value, so a crashed run cannot break the next one, and
-//! the next run deletes what a killed run left behind.
+//! `Network` owns the namespaces (`common::netns::Bridged`) and deletes
+//! them on drop; names carry the PID and a clock value, so a crashed run
+//! cannot break the next one, and the next run deletes what a killed run
+//! left behind.
 
 use std::process::Command;
 use std::thread;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use crate::common::netns;
 use crate::common::process::run;
@@ -30,16 +31,18 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(20);
 /// Namespace names of every run start with this.
 const NETNS_PREFIX: &str = "epmdpxy-fi-";
 
+/// The hosts' subnet (a /24): host N is `<SUBNET>.N`.
+const SUBNET: &str = "10.203.0";
+
 /// The address of host `host` (1-based) on the bridge.
 pub fn address(host: usize) -> String {
-    format!("10.203.0.{host}")
+    format!("{SUBNET}.{host}")
 }
 
 /// The namespaces of one run. Declare it before the processes that run
 /// inside, so that they are killed first.
 pub struct Network {
-    prefix: String,
-    created: Vec<String>,
+    hosts: netns::Bridged,
 }
 
 /// Runs `program args` (already wrapped as needed) to its end; Err carries
@@ -56,38 +59,14 @@ fn checked(command: &mut Command) -> Result<String, String> {
     ))
 }
 
-fn ip(args: &[&str]) -> Result<String, String> {
-    checked(Command::new("ip").args(args))
-}
-
 impl Network {
     /// Builds the bridge and the hosts. Err if this machine cannot (no
     /// namespaces, bridges or veth pairs): the caller fails or skips.
     pub fn build() -> Result<Network, String> {
-        netns::remove_stale_namespaces(NETNS_PREFIX);
-        let clock = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let mut net = Network {
-            prefix: format!("{NETNS_PREFIX}{}-{clock:x}-", std::process::id()),
-            created: Vec::new(),
+        let net = Network {
+            hosts: netns::Bridged::build(NETNS_PREFIX, SUBNET, HOSTS)?,
         };
-        let switch = net.add("sw")?;
-        ip(&["-n", &switch, "link", "add", "br0", "type", "bridge"])?;
-        ip(&["-n", &switch, "link", "set", "br0", "up"])?;
         for host in 1..=HOSTS {
-            let ns = net.add(&format!("h{host}"))?;
-            let port = format!("p{host}");
-            ip(&[
-                "-n", &switch, "link", "add", &port, "type", "veth", "peer", "name", "eth0",
-                "netns", &ns,
-            ])?;
-            ip(&["-n", &switch, "link", "set", &port, "master", "br0"])?;
-            ip(&["-n", &switch, "link", "set", &port, "up"])?;
-            let cidr = format!("{}/24", address(host));
-            ip(&["-n", &ns, "addr", "add", &cidr, "dev", "eth0"])?;
-            ip(&["-n", &ns, "link", "set", "eth0", "up"])?;
             // Load iptables' and tc's kernel parts now, not at the first
             // fault (whose timing is measured).
             net.sh(
@@ -98,24 +77,9 @@ impl Network {
         Ok(net)
     }
 
-    fn add(&mut self, what: &str) -> Result<String, String> {
-        let name = format!("{}{what}", self.prefix);
-        ip(&["netns", "add", &name])?;
-        self.created.push(name.clone());
-        // Loopback is down in a fresh namespace; nodes register over it.
-        ip(&["-n", &name, "link", "set", "lo", "up"])?;
-        Ok(name)
-    }
-
-    fn namespace(&self, host: usize) -> String {
-        format!("{}h{host}", self.prefix)
-    }
-
     /// `ip netns exec HOST program`: a command run inside host `host`.
     pub fn exec(&self, host: usize, program: &str) -> Command {
-        let mut command = Command::new("ip");
-        command.args(["netns", "exec", &self.namespace(host), program]);
-        command
+        self.hosts.exec(host, program)
     }
 
     /// Runs a shell script inside host `host`; its stdout.
@@ -184,12 +148,6 @@ impl Network {
             }
         }
         Ok(found)
-    }
-}
-
-impl Drop for Network {
-    fn drop(&mut self) {
-        netns::delete_namespaces(&self.created);
     }
 }
 

@@ -13,7 +13,7 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::net::{Shutdown, TcpStream};
 use std::time::Duration;
 
 use common::proxy::{items, Watch};
@@ -36,13 +36,11 @@ struct Setup {
 
 fn cut_link() -> Setup {
     let proxy = Proxy::start(&[]);
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("address").port();
-    let target = proxy.unique_name("t");
-    let initiator = proxy.unique_name("i");
-    // Kept open by leaking: the registration lasts as long as the test.
-    std::mem::forget(fake::register(proxy.epmd_port, &target, port));
-    let mut link = fake::open_link(proxy.epmd_port, &initiator, &target, &listener);
+    let fake_target = proxy.fake_target();
+    let mut link = fake_target.open_link();
+    let (target, initiator) = (fake_target.name.clone(), fake_target.initiator.clone());
+    // Kept by leaking: the registration lasts as long as the test.
+    std::mem::forget(fake_target);
     for (from, to) in [(0, 1), (1, 0)] {
         let ends = [&mut link.initiator, &mut link.target];
         ends[from].write_all(b"hello").expect("write");

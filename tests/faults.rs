@@ -229,14 +229,11 @@ fn node_dies_mid_handshake() {
 #[test]
 fn half_close_keeps_the_other_direction_flowing() {
     let proxy = Proxy::start(&["-v"]);
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("address").port();
-    let target = proxy.unique_name("t");
-    let initiator = proxy.unique_name("i");
-    let _registration = fake::register(proxy.epmd_port, &target, port);
+    let fake_target = proxy.fake_target();
+    let (target, initiator) = (&fake_target.name, &fake_target.initiator);
 
     for initiator_closes_first in [true, false] {
-        let mut link = fake::open_link(proxy.epmd_port, &initiator, &target, &listener);
+        let mut link = fake_target.open_link();
         let (closer, other) = if initiator_closes_first {
             (&mut link.initiator, &mut link.target)
         } else {
@@ -269,7 +266,7 @@ fn half_close_keeps_the_other_direction_flowing() {
     }
 
     // A FIN waits behind a cut like data.
-    let mut link = fake::open_link(proxy.epmd_port, &initiator, &target, &listener);
+    let mut link = fake_target.open_link();
     let reply = proxy.ctl(&format!("cut {initiator} -> {target}"));
     assert!(reply.starts_with("OK cut"), "{reply}");
     link.initiator.write_all(b"held").expect("write");
@@ -572,11 +569,12 @@ fn descriptor_exhaustion_refuses_new_work_and_keeps_links() {
 #[test]
 fn an_alive_status_does_not_cross_a_full_name_cut() {
     let proxy = Proxy::start(&["-v"]);
-    let listener = TcpListener::bind("127.0.0.1:0").expect("listen");
-    let target_port = listener.local_addr().expect("address").port();
-    let target = proxy.unique_name("t");
-    let initiator = proxy.unique_name("i");
-    let _registration = fake::register(proxy.epmd_port, &target, target_port);
+    let fake_target = proxy.fake_target();
+    let (target, initiator, listener) = (
+        &fake_target.name,
+        &fake_target.initiator,
+        &fake_target.listener,
+    );
     // by full names, and by host (the fake initiator is on `localhost`)
     let cuts = [
         format!("{initiator}@localhost | {target}@localhost"),
@@ -600,11 +598,11 @@ fn an_alive_status_does_not_cross_a_full_name_cut() {
     for islands in cuts {
         let reply = proxy.ctl(&format!("cut {islands}"));
         assert!(reply.starts_with("OK cut"), "{reply}");
-        let port = fake::lookup(proxy.epmd_port, &target).expect("registered");
+        let port = fake::lookup(proxy.epmd_port, target).expect("registered");
         let mut initiator_end = fake::connect_within(port, TIMEOUT);
-        let hello = fake::send_name(&initiator, 1);
+        let hello = fake::send_name(initiator, 1);
         initiator_end.write_all(&hello).expect("send_name");
-        let mut target_end = fake::accept_within(&listener, TIMEOUT).expect("the proxy connects");
+        let mut target_end = fake::accept_within(listener, TIMEOUT).expect("the proxy connects");
         // The initiator's name is held...
         quiet(&mut target_end, "the send_name", &islands);
         // ...and so is the target's `alive` status.

@@ -93,11 +93,8 @@ fn head(proxy: &Proxy, line: &str) -> String {
 #[test]
 fn a_count_of_one_is_singular() {
     let proxy = Proxy::start(&[]);
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("address").port();
-    let target = proxy.unique_name("t");
-    let initiator = proxy.unique_name("i");
-    let _registration = fake::register(proxy.epmd_port, &target, port);
+    let fake_target = proxy.fake_target();
+    let (target, initiator) = (&fake_target.name, &fake_target.initiator);
     wait_until(SHOW_TIMEOUT, "the node to register", || {
         proxy.registered_names() == [target.clone()]
     });
@@ -107,7 +104,7 @@ fn a_count_of_one_is_singular() {
         "OK 1 node, 0 live links (rows send, columns receive)"
     );
 
-    let _link = fake::open_link(proxy.epmd_port, &initiator, &target, &listener);
+    let _link = fake_target.open_link();
     wait_until(SHOW_TIMEOUT, "the link to show", || {
         proxy.links().len() == 1
     });

@@ -14,13 +14,13 @@
 mod common;
 
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::net::{Shutdown, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{fake, wait_until, Proxy};
+use common::{wait_until, Proxy};
 
 /// How long the target listens after the initiator's reset: the throttled
 /// queue (a quarter second of traffic) drains long before.
@@ -75,13 +75,9 @@ fn count_until_end(
 #[test]
 fn a_reset_behind_a_full_throttled_queue_is_lost() {
     let proxy = Proxy::start(&[]);
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("address").port();
-    let target = proxy.unique_name("t");
-    let initiator = proxy.unique_name("i");
-    let _registration = fake::register(proxy.epmd_port, &target, port);
-    let link = fake::open_link(proxy.epmd_port, &initiator, &target, &listener);
-    let throttle = format!("throttle {initiator} | {target} 256kbps");
+    let target = proxy.fake_target();
+    let link = target.open_link();
+    let throttle = format!("throttle {} | {} 256kbps", target.initiator, target.name);
     assert_eq!(
         proxy.ctl(&throttle),
         format!("OK {throttle} (1 live link shaped)")

@@ -212,6 +212,39 @@ pub fn open_link(
     }
 }
 
+/// A fake node registered as `name` with its own listener (where the proxy
+/// connects the links to it), and the name of a fake initiator of links to
+/// it. The registration lasts while this lives.
+pub struct FakeTarget {
+    pub name: String,
+    pub initiator: String,
+    pub listener: TcpListener,
+    pub epmd_port: u16,
+    _registration: TcpStream,
+}
+
+impl FakeTarget {
+    /// Listens on a free loopback port and registers `name` there with the
+    /// EPMD on `epmd_port`.
+    pub fn register(epmd_port: u16, name: String, initiator: String) -> FakeTarget {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind a fake node's listener");
+        let port = listener.local_addr().expect("its address").port();
+        let registration = register(epmd_port, &name, port);
+        FakeTarget {
+            name,
+            initiator,
+            listener,
+            epmd_port,
+            _registration: registration,
+        }
+    }
+
+    /// A link from the initiator to this node (see `open_link`).
+    pub fn open_link(&self) -> FakeLink {
+        open_link(self.epmd_port, &self.initiator, &self.name, &self.listener)
+    }
+}
+
 /// Reads one handshake message: a 2-byte length, then the body.
 pub fn read_message(stream: &mut TcpStream) -> io::Result<Vec<u8>> {
     let mut length = [0u8; 2];

@@ -10,6 +10,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use super::erl::{ErlNode, NodeOptions};
+use super::fake::FakeTarget;
 use super::process::{run_text, Daemon};
 
 /// Commands whose control-port reply spans several lines ending in `END`
@@ -203,6 +204,12 @@ impl Proxy {
     /// A node name unique to this proxy, so parallel tests never share names.
     pub fn unique_name(&self, base: &str) -> String {
         format!("{base}_{}", self.epmd_port)
+    }
+
+    /// A fake node registered here as `unique_name("t")`, and the name
+    /// `unique_name("i")` for a fake initiator of links to it.
+    pub fn fake_target(&self) -> FakeTarget {
+        FakeTarget::register(self.epmd_port, self.unique_name("t"), self.unique_name("i"))
     }
 
     /// A cookie unique to this proxy.

@@ -262,6 +262,8 @@ impl<'a> Pump<'a> {
 
     /// The unshaped path: one blocking read, written at once.
     fn copy_directly(&mut self) -> bool {
+        // No queue here: a backlog behind an earlier cap is gone.
+        self.backlogged = false;
         if self.timed_reads {
             let _ = self.source.set_read_timeout(None);
             self.timed_reads = false;

@@ -31,14 +31,15 @@ const QUIET_FOR: Duration = Duration::from_secs(3);
 const SATURATED_AFTER: usize = 32_000;
 
 /// Writes `stream` full until `stop` is set (or a write fails), then
-/// returns the stream without closing it.
-fn flood(mut stream: TcpStream, stop: Arc<AtomicBool>) -> thread::JoinHandle<TcpStream> {
+/// returns the stream, not closed, and how many bytes it wrote.
+fn flood(mut stream: TcpStream, stop: Arc<AtomicBool>) -> thread::JoinHandle<(TcpStream, usize)> {
     thread::spawn(move || {
         let chunk = vec![0x5a_u8; 4096];
+        let mut written = 0;
         let _ = stream.set_write_timeout(Some(Duration::from_millis(50)));
         while !stop.load(Ordering::SeqCst) {
             match stream.write(&chunk) {
-                Ok(_) => {}
+                Ok(n) => written += n,
                 Err(err)
                     if matches!(
                         err.kind(),
@@ -47,7 +48,7 @@ fn flood(mut stream: TcpStream, stop: Arc<AtomicBool>) -> thread::JoinHandle<Tcp
                 Err(_) => break,
             }
         }
-        stream
+        (stream, written)
     })
 }
 
@@ -101,7 +102,7 @@ fn a_reset_behind_a_full_throttled_queue_is_lost() {
     // The initiator gives up: closed with the target's bytes unread, it
     // sends a reset.
     stop.store(true, Ordering::SeqCst);
-    let initiator_end = initiator_writer.join().expect("the flood stops");
+    let (initiator_end, _) = initiator_writer.join().expect("the flood stops");
     drop(initiator_end);
     let closed_at = Instant::now();
 
@@ -123,7 +124,7 @@ fn a_reset_behind_a_full_throttled_queue_is_lost() {
 
     // The target gives up too (its own tick timeout): the link ends.
     target_stop.store(true, Ordering::SeqCst);
-    let target_end = target_writer.join().expect("the target's flood stops");
+    let (target_end, _) = target_writer.join().expect("the target's flood stops");
     target_end.shutdown(Shutdown::Both).expect("close");
     drop(target_end);
     let (how, _) = target_reader.join().expect("the reader ends");
@@ -133,4 +134,47 @@ fn a_reset_behind_a_full_throttled_queue_is_lost() {
         "the target's close to end the link",
         || proxy.links().is_empty(),
     );
+}
+
+/// A cap lifted while its sender flooded, and set again once the sender
+/// went quiet: the backlog is gone, so the sender's next close is not lost
+/// in a queue that is no longer full — it reaches the target.
+#[test]
+fn a_close_after_the_backlog_is_gone_is_delivered() {
+    let proxy = Proxy::start(&[]);
+    let target = proxy.fake_target();
+    let link = target.open_link();
+    let islands = format!("{} | {}", target.initiator, target.name);
+    proxy.ctl_ok(&format!("throttle {islands} 256kbps"));
+    let received = Arc::new(AtomicUsize::new(0));
+    let target_reader = count_until_end(link.target, Arc::clone(&received));
+    let stop = Arc::new(AtomicBool::new(false));
+    let initiator_writer = flood(link.initiator, Arc::clone(&stop));
+    let saturated = || received.load(Ordering::SeqCst) >= SATURATED_AFTER;
+    wait_until(
+        Duration::from_secs(20),
+        "the throttled link to run full",
+        saturated,
+    );
+
+    // Lifted while flooding; then the flood stops and everything arrives.
+    proxy.ctl_ok(&format!("clear {islands}"));
+    stop.store(true, Ordering::SeqCst);
+    let (mut initiator_end, written) = initiator_writer.join().expect("the flood stops");
+    let all_arrived = || received.load(Ordering::SeqCst) == written;
+    wait_until(Duration::from_secs(20), "every byte to arrive", all_arrived);
+
+    // Capped again; the quiet sender says a last word and closes.
+    proxy.ctl_ok(&format!("throttle {islands} 256kbps"));
+    initiator_end.write_all(b"bye").expect("last words");
+    initiator_end.shutdown(Shutdown::Write).expect("close");
+    let ended = || target_reader.is_finished();
+    wait_until(
+        Duration::from_secs(10),
+        "the close to reach the target",
+        ended,
+    );
+    let (how, _) = target_reader.join().expect("the reader");
+    assert_eq!(how, "end of stream");
+    assert_eq!(received.load(Ordering::SeqCst), written + 3);
 }

@@ -10,6 +10,8 @@
 //! then closes with unread bytes (a reset), and the target must see its
 //! stream go quiet, neither ended nor reset, for well past the time the
 //! queue takes to drain. The link ends when the target closes in turn.
+//! And only a full queue loses a close: once a lifted cap has let the
+//! backlog through, a close under a new cap arrives.
 
 mod common;
 

@@ -19,12 +19,9 @@ fn erpc_round_trip_ms(node: &mut ErlNode, peer: &str) -> f64 {
     micros / 1000.0
 }
 
-#[test]
-fn delay_slows_round_trips_and_keeps_order() {
-    if !require_erl() {
-        return;
-    }
-    let proxy = Proxy::start(&["-v"]);
+/// Nodes `a` and `b` (no `connect_all`), linked by a ping; with their
+/// full and short names.
+fn linked_pair(proxy: &Proxy) -> (Vec<ErlNode>, Vec<String>, Vec<String>) {
     let options = NodeOptions {
         connect_all: false,
         ..NodeOptions::default()
@@ -33,6 +30,16 @@ fn delay_slows_round_trips_and_keeps_order() {
     let names: Vec<String> = nodes.iter().map(|n| n.full_name().to_string()).collect();
     let shorts: Vec<String> = nodes.iter().map(|n| n.short_name().to_string()).collect();
     assert!(nodes[0].ping(&names[1]));
+    (nodes, names, shorts)
+}
+
+#[test]
+fn delay_slows_round_trips_and_keeps_order() {
+    if !require_erl() {
+        return;
+    }
+    let proxy = Proxy::start(&["-v"]);
+    let (mut nodes, names, shorts) = linked_pair(&proxy);
     let undelayed = erpc_round_trip_ms(&mut nodes[0], &names[1]);
 
     // Measured right after the command: the delay applies to the next
@@ -132,14 +139,7 @@ fn throttle_holds_a_bulk_transfer_to_the_cap() {
     const CHUNK: usize = 256 * 1024;
     const CHUNKS: usize = 6; // 1.5 MiB: about 3 s at the cap
     let proxy = Proxy::start(&["-v"]);
-    let options = NodeOptions {
-        connect_all: false,
-        ..NodeOptions::default()
-    };
-    let mut nodes = proxy.start_nodes(&["a", "b"], &options);
-    let names: Vec<String> = nodes.iter().map(|n| n.full_name().to_string()).collect();
-    let shorts: Vec<String> = nodes.iter().map(|n| n.short_name().to_string()).collect();
-    assert!(nodes[0].ping(&names[1]));
+    let (mut nodes, names, shorts) = linked_pair(&proxy);
     proxy.ctl_ok(&format!("throttle {} | {} 4mbps", shorts[0], shorts[1]));
 
     // The receiver stamps each chunk when it has fully arrived.
